@@ -1,0 +1,354 @@
+"""SoftPool — Stergiou, Poppe, Kalliatakis, *Refining activation downsampling with SoftPool*,
+ICCV 2021 (arXiv 2101.00440), Eq. 1–2.
+
+Per channel and kernel region ``R``::
+
+    w_i = exp(x_i) / sum_{j in R} exp(x_j)          (Eq. 1)
+    y   = sum_{i in R} w_i * x_i                     (Eq. 2)
+
+and its gradient (derived from Eq. 1–2, summed over every window that contains ``x_i``)::
+
+    dy/dx_i = w_i * (1 + x_i - y)
+
+API
+---
+``soft_pool1d/2d/3d(x, kernel_size, stride=None, padding=0, ceil_mode=False, *, path=None)``
+and the modules :class:`SoftPool1d`, :class:`SoftPool2d`, :class:`SoftPool3d` take torch's
+max/avg pooling arguments and give the same output shapes. Any leading dims are allowed
+(``(N, C, *spatial)`` or unbatched ``(C, *spatial)``).
+
+Numerics
+--------
+Every path subtracts the window maximum before exponentiating (``w_i = exp(x_i - m) /
+sum exp(x_j - m)``), so results are finite and correct for any finite float32 input (the
+original CUDA kernel computes ``exp(x)`` and overflows above ~88) and for float16/bfloat16
+over their whole range; those are computed in float32 and cast back. No ``nan_to_num``.
+
+Padding
+-------
+Padded positions are **excluded** from the window — the same as ``-inf`` padding in max
+pooling (weight ``exp(-inf) = 0``): a border window averages only the real inputs it covers.
+The same holds for the partial windows that ``ceil_mode`` adds. All three paths follow this.
+
+Paths, and how to record which one ran
+--------------------------------------
+* ``"triton"`` — Triton kernels for forward and backward (:mod:`._softpool_triton`); used for
+  CUDA tensors when Triton is importable.
+* ``"fused_cpu"`` — a hand-written C kernel (:mod:`._softpool_cpu`) that never materialises
+  the exponentials; used for CPU tensors when it compiles (needs a C compiler).
+* ``"reference"`` — plain torch ops (window unfolding + a stable softmax); used elsewhere,
+  and the yardstick in tests.
+
+All three are a :class:`torch.autograd.Function` with the analytic backward above.
+``softpool_path(device, dtype)`` says which path a tensor on ``device`` would take;
+``last_path()`` says which path the most recent SoftPool call took; a module's ``.path`` is
+the path its last forward took. Force a path with ``path=`` (function/module argument) or
+the environment variable ``POOLREPRO_SOFTPOOL_PATH``. The engine should record
+``softpool_path(device)`` (or a model's ``module.path`` values after one batch) in run
+provenance.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+PATHS = ("triton", "fused_cpu", "reference")
+_ENV = "POOLREPRO_SOFTPOOL_PATH"
+_last_path: str | None = None
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def _tuple(v, dim: int, name: str) -> tuple[int, ...]:
+    if isinstance(v, Sequence) and not isinstance(v, str):
+        t = tuple(int(a) for a in v)
+        if len(t) == 1:
+            t = t * dim
+    else:
+        t = (int(v),) * dim
+    if len(t) != dim:
+        raise ValueError(f"{name} must be an int or a {dim}-tuple, got {v!r}")
+    return t
+
+
+def pool_output_size(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    """torch's pooling output length (``pooling_output_shape`` in ATen, dilation 1)."""
+    o = (size + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (o - 1) * s >= size + p:  # the last window must start inside the input
+        o -= 1
+    return o
+
+
+def _geometry(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mode):
+    k = _tuple(kernel_size, dim, "kernel_size")
+    s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) \
+        else _tuple(stride, dim, "stride")
+    p = _tuple(padding, dim, "padding")
+    if x.dim() not in (dim + 1, dim + 2):
+        raise ValueError(f"soft_pool{dim}d expects a {dim + 1}D or {dim + 2}D input, "
+                         f"got shape {tuple(x.shape)}")
+    if any(a <= 0 for a in k + s):
+        raise ValueError(f"kernel_size and stride must be positive, got {k} and {s}")
+    if any(pi < 0 or 2 * pi > ki for pi, ki in zip(p, k)):
+        raise ValueError(f"pad should be at most half of the kernel size, got padding={p} "
+                         f"for kernel_size={k}")
+    size = tuple(x.shape[-dim:])
+    out = tuple(pool_output_size(n, ki, si, pi, ceil_mode)
+                for n, ki, si, pi in zip(size, k, s, p))
+    if any(o <= 0 for o in out):
+        raise ValueError(f"output size is too small: input {size}, kernel {k}, stride {s}, "
+                         f"padding {p} give {out}")
+    return k, s, p, out
+
+
+def _to3(t: tuple[int, ...], fill: int) -> tuple[int, int, int]:
+    return (fill,) * (3 - len(t)) + tuple(t)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- path choice
+
+
+def _triton_usable() -> bool:
+    try:
+        import triton  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def softpool_path(device: torch.device | str = "cpu", dtype: torch.dtype | None = None) -> str:
+    """The path SoftPool takes for a tensor on ``device`` (``"triton"``, ``"fused_cpu"`` or
+    ``"reference"``), honouring ``POOLREPRO_SOFTPOOL_PATH``. Record it in run provenance."""
+    forced = os.environ.get(_ENV, "").strip().lower()
+    if forced:
+        if forced not in PATHS:
+            raise ValueError(f"{_ENV}={forced!r}: choose one of {PATHS}")
+        return forced
+    dev = torch.device(device)
+    if dtype is not None and not dtype.is_floating_point:
+        return "reference"
+    if dev.type == "cuda" and _triton_usable():
+        return "triton"
+    if dev.type == "cpu":
+        from registry.pools import _softpool_cpu
+
+        if _softpool_cpu.available():
+            return "fused_cpu"
+    return "reference"
+
+
+def last_path() -> str | None:
+    """The path the most recent SoftPool call (forward) took, or None before the first."""
+    return _last_path
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def _pad_windows(x: torch.Tensor, k, s, p, out) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``x`` (planes, D, H, W) → windows (planes, OD, OH, OW, KD*KH*KW), ``-inf`` where a
+    window tap lies in padding; also returns the padded spatial size."""
+    need = [(o - 1) * si + ki for o, si, ki in zip(out, s, k)]
+    pads: list[int] = []
+    for n, pi, nd in zip(reversed(x.shape[1:]), reversed(p), reversed(need)):
+        pads += [pi, max(0, nd - n - pi)]
+    xp = torch.nn.functional.pad(x, pads, value=-math.inf) if any(pads) else x
+    w = xp
+    for d in range(3):
+        w = w.unfold(1 + d, k[d], s[d])
+    # w: (planes, OD, OH, OW, KD, KH, KW) as a view; flatten the taps (copies)
+    return w.reshape(*w.shape[:4], -1), tuple(xp.shape[1:])
+
+
+def _ref_forward(x: torch.Tensor, k, s, p, out):
+    win, _ = _pad_windows(x, k, s, p, out)
+    m = win.amax(dim=-1, keepdim=True)
+    e = torch.exp(win - m)  # 0 at padded taps
+    den = e.sum(-1)
+    valid = win != -math.inf
+    y = m.squeeze(-1) + (e * torch.where(valid, win - m, 0)).sum(-1) / den
+    return y, m.squeeze(-1) + torch.log(den)
+
+
+def _ref_backward(x: torch.Tensor, y, lse, gy, k, s, p):
+    out = tuple(y.shape[1:])
+    win, padded = _pad_windows(x, k, s, p, out)
+    valid = win != -math.inf
+    w = torch.exp(win - lse.unsqueeze(-1))
+    gwin = gy.unsqueeze(-1) * w * torch.where(valid, 1 + win - y.unsqueeze(-1), 0)
+    gwin = gwin.view(*gwin.shape[:4], *k)
+    gpad = x.new_zeros((x.shape[0], *padded))
+    for kd in range(k[0]):
+        for kh in range(k[1]):
+            for kw in range(k[2]):
+                gpad[:, kd:kd + s[0] * (out[0] - 1) + 1:s[0],
+                     kh:kh + s[1] * (out[1] - 1) + 1:s[1],
+                     kw:kw + s[2] * (out[2] - 1) + 1:s[2]] += gwin[..., kd, kh, kw]
+    D, H, W = x.shape[1:]
+    return gpad[:, p[0]:p[0] + D, p[1]:p[1] + H, p[2]:p[2] + W]
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _forward(path: str, x3: torch.Tensor, k, s, p, out):
+    if path == "triton":
+        from registry.pools import _softpool_triton
+
+        return _softpool_triton.forward(x3, out, k, s, p)
+    xc = x3.to(_compute_dtype(x3.dtype)).contiguous()
+    if path == "fused_cpu":
+        from registry.pools import _softpool_cpu
+
+        return _softpool_cpu.forward(xc, out, k, s, p)
+    return _ref_forward(xc, k, s, p, out)
+
+
+def _backward(path: str, x3, y, lse, gy, k, s, p):
+    if path == "triton":
+        from registry.pools import _softpool_triton
+
+        return _softpool_triton.backward(x3, y, lse, gy, k, s, p)
+    cd = _compute_dtype(x3.dtype)
+    xc, yc, gc = x3.to(cd).contiguous(), y.to(cd).contiguous(), gy.to(cd).contiguous()
+    if path == "fused_cpu":
+        from registry.pools import _softpool_cpu
+
+        return _softpool_cpu.backward(xc, yc, lse, gc, k, s, p)
+    return _ref_backward(xc, yc, lse, gc, k, s, p)
+
+
+class _SoftPoolFn(torch.autograd.Function):
+    """SoftPool with the analytic backward ``w_i (1 + x_i - y)``; inputs are (planes, D, H, W).
+
+    Saved for backward: the input, the output and the per-window log-sum-exp ``lse``
+    (``w_i = exp(x_i - lse)``), all in the compute dtype (float32 for half inputs).
+    """
+
+    @staticmethod
+    def forward(ctx, x3, k, s, p, out, path):
+        y, lse = _forward(path, x3, k, s, p, out)
+        ctx.save_for_backward(x3, y, lse)
+        ctx.geom, ctx.path = (k, s, p), path
+        return y.to(x3.dtype)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x3, y, lse = ctx.saved_tensors
+        k, s, p = ctx.geom
+        gx = _backward(ctx.path, x3, y, lse, gy, k, s, p)
+        return gx.to(x3.dtype), None, None, None, None, None
+
+
+def _soft_pool(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mode,
+               path: str | None) -> torch.Tensor:
+    global _last_path
+    k, s, p, out = _geometry(x, dim, kernel_size, stride, padding, ceil_mode)
+    if not x.is_floating_point():
+        raise TypeError(f"SoftPool needs a floating-point input, got {x.dtype}")
+    path = path or softpool_path(x.device, x.dtype)
+    if path not in PATHS:
+        raise ValueError(f"unknown SoftPool path {path!r}; choose one of {PATHS}")
+    if path == "fused_cpu":
+        from registry.pools import _softpool_cpu
+
+        if x.device.type != "cpu" or not _softpool_cpu.available() or \
+                k[-1] > _softpool_cpu.MAX_KW:
+            path = "reference"
+    k3, s3, p3, o3 = _to3(k, 1), _to3(s, 1), _to3(p, 0), _to3(out, 1)
+    lead = x.shape[:-dim]
+    x3 = x.reshape(-1, *_to3(tuple(x.shape[-dim:]), 1))
+    if path != "triton":
+        x3 = x3.contiguous()
+    _last_path = path
+    y = _SoftPoolFn.apply(x3, k3, s3, p3, o3, path)
+    return y.reshape(*lead, *out)
+
+
+def soft_pool1d(x, kernel_size=2, stride=None, padding=0, ceil_mode=False, *, path=None):
+    """SoftPool over the last dim (Stergiou et al., ICCV 2021, Eq. 1–2); shapes as
+    :func:`torch.nn.functional.max_pool1d`."""
+    return _soft_pool(x, 1, kernel_size, stride, padding, ceil_mode, path)
+
+
+def soft_pool2d(x, kernel_size=2, stride=None, padding=0, ceil_mode=False, *, path=None):
+    """SoftPool over the last 2 dims (Stergiou et al., ICCV 2021, Eq. 1–2); shapes as
+    :func:`torch.nn.functional.max_pool2d`."""
+    return _soft_pool(x, 2, kernel_size, stride, padding, ceil_mode, path)
+
+
+def soft_pool3d(x, kernel_size=2, stride=None, padding=0, ceil_mode=False, *, path=None):
+    """SoftPool over the last 3 dims (Stergiou et al., ICCV 2021, Eq. 1–2); shapes as
+    :func:`torch.nn.functional.max_pool3d`."""
+    return _soft_pool(x, 3, kernel_size, stride, padding, ceil_mode, path)
+
+
+def soft_pool_formula(x: torch.Tensor, kernel_size=2, stride=None, padding=0, ceil_mode=False,
+                      dim: int = 2) -> torch.Tensor:
+    """The plain-torch formula differentiated by autograd (stable, padding excluded): the
+    yardstick the kernel benchmark compares against. Not used by the modules."""
+    k, s, p, out = _geometry(x, dim, kernel_size, stride, padding, ceil_mode)
+    k3, s3, p3, o3 = _to3(k, 1), _to3(s, 1), _to3(p, 0), _to3(out, 1)
+    x3 = x.reshape(-1, *_to3(tuple(x.shape[-dim:]), 1))
+    y, _ = _ref_forward(x3, k3, s3, p3, o3)
+    return y.reshape(*x.shape[:-dim], *out)
+
+
+_FUNCS = {1: soft_pool1d, 2: soft_pool2d, 3: soft_pool3d}
+
+
+class _SoftPoolNd(nn.Module):
+    dim = 2
+
+    def __init__(self, kernel_size=2, stride=None, padding=0, ceil_mode=False, *,
+                 path: str | None = None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.force_path = ceil_mode, path
+        self.path: str | None = None  # the path the last forward took
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _FUNCS[self.dim](x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                             path=self.force_path)
+        self.path = _last_path
+        return y
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, ceil_mode={self.ceil_mode}")
+
+
+class SoftPool1d(_SoftPoolNd):
+    """Module form of :func:`soft_pool1d` (Stergiou et al., ICCV 2021, Eq. 1–2)."""
+
+    dim = 1
+
+
+class SoftPool2d(_SoftPoolNd):
+    """Module form of :func:`soft_pool2d` (Stergiou et al., ICCV 2021, Eq. 1–2)."""
+
+    dim = 2
+
+
+class SoftPool3d(_SoftPoolNd):
+    """Module form of :func:`soft_pool3d` (Stergiou et al., ICCV 2021, Eq. 1–2)."""
+
+    dim = 3
+
+
+_MODULES = {1: SoftPool1d, 2: SoftPool2d, 3: SoftPool3d}
+
+
+def softpool(kernel_size=2, stride=None, padding=0, ceil_mode=False, *, dim=2, channels=None,
+             path=None):
+    """Registry factory: ``create_pool("softpool", kernel_size=2, dim=2)``."""
+    return _MODULES[dim](kernel_size, stride, padding, ceil_mode, path=path)

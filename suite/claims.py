@@ -1,0 +1,388 @@
+"""Load ``tasks.toml`` into validated, frozen :class:`~suite.specs.Claim` objects.
+
+The file is parsed with :mod:`tomllib` (data only: tasks.toml can never execute code) and
+checked as a whole before anything runs. Every problem is collected, each naming the claim,
+the field and, for an unknown name, the closest known names.
+
+Schema (see README "Adding a claim")::
+
+    [papers.<id>]      title, venue, url, arxiv
+    [defaults]         any claim field below except id/paper/source/extends;
+                       [defaults.tiers.<tier>] is merged into every claim that has that tier
+    [[claim]]
+      id, paper, source, title, tags, extends
+      task, model, dataset, model_args, dataset_args, params,
+      seeds, min_runs, device, timeout_s            -> the *full* (paper) recipe
+      expect  = {kind, metric, direction, value, tolerance, min_diff, baseline, unit, ...}
+      published = {value, unit, metric, source_kind, verified}   (shown beside results)
+      status_note = "why a tier is pending/skipped"
+      [claim.tiers.mini] / [claim.tiers.smoke] / [claim.tiers.full]
+                       overrides of the recipe fields and ``expect`` at that tier, or
+                       ``skip = "reason"`` for a tier that cannot run.
+
+A variant is a diff: ``extends = "<claim id>"`` starts from another claim's table (tables
+merge key by key, recursively) and states only what changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from registry._registry import did_you_mean
+from suite.errors import ClaimsError, SpecProblem
+from suite.specs import TIERS, Claim, Expect, Paper, TierForm, short_hash
+
+RECIPE_FIELDS = {
+    "task": str, "model": str, "dataset": str, "model_args": dict, "dataset_args": dict,
+    "params": dict, "seeds": list, "min_runs": int, "device": str, "timeout_s": (int, float),
+}
+CLAIM_FIELDS = {
+    "id": str, "paper": str, "source": str, "title": str, "tags": list, "extends": str,
+    "expect": dict, "published": dict, "status_note": str, "tiers": dict, **RECIPE_FIELDS,
+}
+TIER_FIELDS = {**RECIPE_FIELDS, "expect": dict, "skip": str}
+DEFAULT_FIELDS = {k: v for k, v in CLAIM_FIELDS.items() if k not in ("id", "paper", "source",
+                                                                      "extends", "title")}
+PAPER_FIELDS = {"title": str, "venue": str, "url": str, "arxiv": str}
+EXPECT_FIELDS = {
+    "kind": str, "metric": str, "direction": str, "value": (int, float),
+    "tolerance": (int, float), "min_diff": (int, float), "baseline": dict, "unit": str,
+    "verified": bool, "note": str,
+}
+BASELINE_FIELDS = {"task", "model", "dataset", "model_args", "dataset_args", "params"}
+PUBLISHED_FIELDS = {"value": (int, float), "unit": str, "metric": str, "source_kind": str,
+                    "verified": bool, "note": str, "params_m": (int, float)}
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9_./-]*$")
+TOP_LEVEL = {"papers", "defaults", "claim"}
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; nested tables merge key by key, other values replace."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+class _Checker:
+    """Collects problems while walking the parsed file."""
+
+    def __init__(self) -> None:
+        self.problems: list[SpecProblem] = []
+
+    def add(self, where: str, field: str, message: str) -> None:
+        self.problems.append(SpecProblem(where, field, message))
+
+    def keys(self, where: str, prefix: str, table: dict, allowed: dict | set) -> None:
+        for key, value in table.items():
+            field = f"{prefix}{key}"
+            if key not in allowed:
+                hint = did_you_mean(key, list(allowed), n=1)
+                extra = f" Did you mean '{hint[0]}'?" if hint else ""
+                self.add(where, field, f"unknown key.{extra} Allowed: {', '.join(sorted(allowed))}.")
+                continue
+            if isinstance(allowed, dict):
+                want = allowed[key]
+                ok = isinstance(value, want) and not (isinstance(value, bool) and want in (
+                    int, float, (int, float)))
+                if not ok:
+                    names = (want.__name__ if isinstance(want, type)
+                             else " or ".join(t.__name__ for t in want))
+                    self.add(where, field, f"expected {names}, got {type(value).__name__} "
+                                           f"{value!r}")
+
+
+def _check_names(chk: _Checker, where: str, prefix: str, recipe: dict[str, Any]) -> None:
+    """Every model/dataset/task/pool name must be in its registry."""
+    import registry
+    from tasks import TASKS
+
+    for field, reg in (("task", TASKS), ("model", registry.MODELS), ("dataset", registry.DATASETS)):
+        name = recipe.get(field)
+        if isinstance(name, str) and name not in reg:
+            hint = did_you_mean(name, reg.names() + list(reg._aliases))
+            extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+            chk.add(where, prefix + field,
+                    f"unknown {reg.kind} {name!r}.{extra} (`python -m suite ls {reg.kind}s`)")
+    margs = recipe.get("model_args") or {}
+    if isinstance(margs, dict):
+        for key in ("pool", "skip"):
+            name = margs.get(key)
+            if isinstance(name, str) and name not in registry.POOLS:
+                hint = did_you_mean(name, registry.POOLS.names())
+                extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+                chk.add(where, f"{prefix}model_args.{key}",
+                        f"unknown pool {name!r}.{extra} (`python -m suite ls pools`)")
+
+
+def _check_recipe_values(chk: _Checker, where: str, prefix: str, r: dict[str, Any]) -> None:
+    seeds = r.get("seeds")
+    if isinstance(seeds, list):
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            chk.add(where, prefix + "seeds", f"must be a non-empty list of integers, got {seeds!r}")
+        elif len(set(seeds)) != len(seeds):
+            chk.add(where, prefix + "seeds", f"has duplicates: {seeds!r}")
+    dev = r.get("device")
+    if isinstance(dev, str) and not DEVICE_RE.match(dev):
+        chk.add(where, prefix + "device",
+                f"{dev!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    mr = r.get("min_runs")
+    if isinstance(mr, int) and mr < 1:
+        chk.add(where, prefix + "min_runs", f"must be ≥ 1, got {mr}")
+    t = r.get("timeout_s")
+    if isinstance(t, (int, float)) and t <= 0:
+        chk.add(where, prefix + "timeout_s", f"must be positive seconds, got {t}")
+
+
+def _metrics_of(task: str) -> tuple[str, ...] | None:
+    from tasks import TASKS
+
+    if task not in TASKS:
+        return None
+    return TASKS.entry(task).meta.get("metrics")
+
+
+def _build_expect(chk: _Checker, where: str, prefix: str, e: dict[str, Any], task: str,
+                  seeds: list) -> Expect | None:
+    chk.keys(where, prefix, e, EXPECT_FIELDS)
+    kind = e.get("kind")
+    if kind not in ("absolute", "delta"):
+        chk.add(where, prefix + "kind", f"must be 'absolute' or 'delta', got {kind!r}")
+        return None
+    metric = e.get("metric")
+    if not isinstance(metric, str):
+        chk.add(where, prefix + "metric", "is required (the metric the claim is about)")
+        return None
+    known = _metrics_of(task)
+    if known and metric not in known:
+        hint = did_you_mean(metric, list(known))
+        extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+        chk.add(where, prefix + "metric",
+                f"task {task!r} reports no metric {metric!r}.{extra} It reports: "
+                f"{', '.join(known)}.")
+    direction = e.get("direction", "equal" if kind == "absolute" else "higher")
+    if direction not in ("higher", "lower", "equal"):
+        chk.add(where, prefix + "direction",
+                f"must be 'higher', 'lower' or 'equal', got {direction!r}")
+    if kind == "absolute" and "value" not in e:
+        chk.add(where, prefix + "value", "an absolute claim needs the published value")
+    if kind == "delta":
+        base = e.get("baseline")
+        if not isinstance(base, dict) or not base:
+            chk.add(where, prefix + "baseline",
+                    "a delta claim needs a baseline table of overrides, e.g. "
+                    "baseline = { model_args = { pool = 'max' } }")
+        else:
+            for k in base:
+                if k not in BASELINE_FIELDS:
+                    chk.add(where, f"{prefix}baseline.{k}",
+                            f"cannot be overridden in a baseline; allowed: "
+                            f"{', '.join(sorted(BASELINE_FIELDS))}")
+            _check_names(chk, where, prefix + "baseline.", base)
+    for f in ("tolerance", "min_diff"):
+        v = e.get(f, 0.0)
+        if isinstance(v, (int, float)) and v < 0:
+            chk.add(where, prefix + f, f"must be ≥ 0, got {v}")
+    try:
+        return Expect(
+            kind=kind, metric=metric, direction=direction,
+            value=float(e["value"]) if "value" in e else None,
+            tolerance=float(e.get("tolerance", 0.0)), min_diff=float(e.get("min_diff", 0.0)),
+            baseline=dict(e.get("baseline") or {}), unit=str(e.get("unit", "")),
+            verified=bool(e.get("verified", True)), note=str(e.get("note", "")),
+        )
+    except (TypeError, ValueError):
+        return None  # the type problem is already recorded
+
+
+def load_claims(path: str | Path = "tasks.toml") -> tuple[dict[str, Paper], list[Claim]]:
+    """Parse and validate the whole file; raise :class:`ClaimsError` listing every problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClaimsError(str(path), [SpecProblem("file", "path", "no such file; pass --tasks "
+                                                                  "PATH or run from the repo root")])
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ClaimsError(str(path), [SpecProblem("file", "syntax", f"not valid TOML: {e}")]) from e
+    except UnicodeDecodeError as e:
+        raise ClaimsError(str(path), [SpecProblem("file", "encoding", f"not UTF-8: {e}")]) from e
+    return parse_claims(raw, str(path))
+
+
+def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[str, Paper],
+                                                                          list[Claim]]:
+    chk = _Checker()
+    chk.keys("file", "", raw, TOP_LEVEL)
+
+    papers: dict[str, Paper] = {}
+    for pid, p in (raw.get("papers") or {}).items():
+        where = f"[papers.{pid}]"
+        if not isinstance(p, dict):
+            chk.add(where, pid, "must be a table")
+            continue
+        chk.keys(where, "", p, PAPER_FIELDS)
+        if "title" not in p:
+            chk.add(where, "title", "is required")
+        papers[pid] = Paper(id=pid, title=str(p.get("title", "")), venue=str(p.get("venue", "")),
+                            url=str(p.get("url", "")), arxiv=str(p.get("arxiv", "")))
+
+    defaults = raw.get("defaults") or {}
+    chk.keys("[defaults]", "", defaults, DEFAULT_FIELDS)
+    default_tiers = defaults.get("tiers") or {}
+    for tier, table in default_tiers.items():
+        if tier not in TIERS:
+            chk.add("[defaults]", f"tiers.{tier}", f"unknown tier; tiers are {', '.join(TIERS)}")
+        elif isinstance(table, dict):
+            chk.keys("[defaults]", f"tiers.{tier}.", table, TIER_FIELDS)
+    base_defaults = {k: v for k, v in defaults.items() if k != "tiers"}
+
+    raw_claims = raw.get("claim") or []
+    if not isinstance(raw_claims, list):
+        chk.add("file", "claim", "use [[claim]] (an array of tables)")
+        raw_claims = []
+    by_id: dict[str, dict[str, Any]] = {}
+    for i, c in enumerate(raw_claims):
+        cid = c.get("id") if isinstance(c.get("id"), str) else None
+        where = f"claim '{cid}'" if cid else f"claim #{i + 1}"
+        chk.keys(where, "", c, CLAIM_FIELDS)
+        if cid is None:
+            chk.add(where, "id", "is required (a unique string)")
+            continue
+        if not ID_RE.match(cid):
+            chk.add(where, "id", "use lowercase letters, digits and _ . / - only")
+        if cid in by_id:
+            chk.add(where, "id", f"duplicate id; claim ids must be unique (also #{i + 1})")
+            continue
+        by_id[cid] = c
+
+    def resolved(cid: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+        c = by_id[cid]
+        parent = c.get("extends")
+        if parent is None:
+            return dict(c)
+        where = f"claim '{cid}'"
+        if parent in seen or parent == cid:
+            chk.add(where, "extends", f"cycle: {' -> '.join(seen + (cid, parent))}")
+            return {k: v for k, v in c.items() if k != "extends"}
+        if parent not in by_id:
+            hint = did_you_mean(parent, list(by_id))
+            extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+            chk.add(where, "extends", f"no claim with id {parent!r}.{extra}")
+            return {k: v for k, v in c.items() if k != "extends"}
+        merged = deep_merge(resolved(parent, seen + (cid,)), c)
+        merged.pop("extends", None)
+        return merged
+
+    claims: list[Claim] = []
+    for cid in by_id:
+        c = resolved(cid)
+        c.pop("extends", None)
+        where = f"claim '{cid}'"
+        for req in ("paper", "source"):
+            if not isinstance(c.get(req), str):
+                chk.add(where, req, "is required")
+        if isinstance(c.get("paper"), str) and c["paper"] not in papers:
+            hint = did_you_mean(c["paper"], list(papers))
+            extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+            chk.add(where, "paper", f"no [papers.{c['paper']}] table.{extra}")
+        published = c.get("published") or {}
+        if isinstance(published, dict):
+            chk.keys(where, "published.", published, PUBLISHED_FIELDS)
+        tiers_raw = c.get("tiers") or {}
+        for tier in tiers_raw:
+            if tier not in TIERS:
+                chk.add(where, f"tiers.{tier}", f"unknown tier; tiers are {', '.join(TIERS)}")
+            elif isinstance(tiers_raw[tier], dict):
+                chk.keys(where, f"tiers.{tier}.", tiers_raw[tier], TIER_FIELDS)
+
+        full_recipe = deep_merge(base_defaults, {k: v for k, v in c.items()
+                                                 if k in RECIPE_FIELDS or k == "expect"})
+        forms: dict[str, TierForm] = {}
+        skipped: dict[str, str] = {}
+        for tier in TIERS:
+            if tier != "full" and tier not in tiers_raw:
+                continue  # no form at this tier
+            over = tiers_raw.get(tier) or {}
+            if not isinstance(over, dict):
+                continue
+            if "skip" in over:
+                skipped[tier] = str(over["skip"])
+                continue
+            recipe = deep_merge(deep_merge(full_recipe, default_tiers.get(tier) or {}), over)
+            recipe.pop("skip", None)
+            prefix = "" if tier == "full" and not over else f"tiers.{tier}."
+            form = _build_form(chk, where, prefix, recipe)
+            if form is not None:
+                forms[tier] = form
+        note = str(c.get("status_note", ""))
+        if skipped:
+            note = "; ".join([note] * bool(note) + [f"{t}: {r}" for t, r in skipped.items()])
+        definition = {"id": cid, **{k: v for k, v in c.items() if k != "id"}}
+        claims.append(Claim(
+            id=cid, paper=str(c.get("paper", "")), source=str(c.get("source", "")),
+            title=str(c.get("title", "")), tiers=forms,
+            tags=tuple(str(t) for t in (c.get("tags") or [])),
+            published=dict(published) if isinstance(published, dict) else {},
+            status_note=note, definition_hash=short_hash(definition),
+        ))
+    if chk.problems:
+        raise ClaimsError(path, _dedupe(chk.problems))
+    return papers, claims
+
+
+def _dedupe(problems: list[SpecProblem]) -> list[SpecProblem]:
+    """A problem in the full recipe shows up again in every tier that inherits it; keep one."""
+    seen, out = set(), []
+    for p in problems:
+        key = (p.where, re.sub(r"^tiers\.\w+\.", "", p.field), p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _build_form(chk: _Checker, where: str, prefix: str, r: dict[str, Any]) -> TierForm | None:
+    n_before = len(chk.problems)
+    for req in ("task", "model", "dataset"):
+        if not isinstance(r.get(req), str):
+            chk.add(where, prefix + req, "is required (here, in [defaults], or via extends)")
+    _check_recipe_values(chk, where, prefix, r)
+    _check_names(chk, where, prefix, r)
+    expect = None
+    if isinstance(r.get("expect"), dict):
+        expect = _build_expect(chk, where, prefix + "expect.", r["expect"], str(r.get("task")),
+                               r.get("seeds") or [])
+    if len(chk.problems) > n_before:
+        return None
+    return TierForm(
+        task=r["task"], model=r["model"], dataset=r["dataset"],
+        model_args=dict(r.get("model_args") or {}), dataset_args=dict(r.get("dataset_args") or {}),
+        params=dict(r.get("params") or {}), seeds=tuple(r.get("seeds") or (0, 1, 2)),
+        min_runs=int(r.get("min_runs", 2)), device=str(r.get("device", "auto")),
+        timeout_s=float(r.get("timeout_s", 3600.0)), expect=expect,
+    )
+
+
+def select(claims: list[Claim], *, paper: str | None = None, claim: str | None = None,
+           tag: str | None = None) -> list[Claim]:
+    """Filter claims: ``paper`` id, ``claim`` glob on the id, ``tag``."""
+    import fnmatch
+
+    out = claims
+    if paper:
+        out = [c for c in out if c.paper == paper]
+    if claim:
+        pats = [p.strip() for p in claim.split(",") if p.strip()]
+        out = [c for c in out if any(fnmatch.fnmatchcase(c.id, p) for p in pats)]
+    if tag:
+        out = [c for c in out if tag in c.tags]
+    return out

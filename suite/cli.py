@@ -1,0 +1,447 @@
+"""``python -m suite``: list, validate, plan, run, report, export and import.
+
+Every verb's ``--help`` ends with worked examples. Errors in input (tasks.toml, flags, DB
+URLs, files) print one clear message and exit with status 2; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from suite.errors import SuiteError
+from suite.specs import TIERS
+
+EXAMPLES = {
+    "ls": """
+        python -m suite ls claims --paper allconv
+        python -m suite ls models          # with parameter counts and FLOPs
+        python -m suite ls pools
+        python -m suite ls papers datasets tasks""",
+    "validate": """
+        python -m suite validate                 # checks tasks.toml, exit 0 when valid
+        python -m suite validate --tasks my.toml --shallow   # names only, no torch import""",
+    "plan": """
+        python -m suite plan --tier mini --paper poolskip
+        python -m suite plan --tier smoke --claim 'allconv/*' --seeds 0,1
+        python -m suite plan --tier full --emit specs/   # RunSpec JSON files for a GPU box""",
+    "run": """
+        python -m suite run --tier mini --paper softpool
+        python -m suite run --tier smoke --claim 'smoke/*' --db sqlite:///tmp.db --no-mlflow
+        python -m suite run --tier full --devices cuda:0,cuda:1 --jobs 2
+        python -m suite run --tier mini --tag table3 --seeds 0,1,2 --export results.jsonl""",
+    "report": """
+        python -m suite report --tier mini
+        python -m suite report --tier mini --markdown > verdicts.md
+        python -m suite report --paper s3net --json""",
+    "export": """
+        python -m suite export results.jsonl
+        python -m suite export - --db postgresql+psycopg://me@localhost/poolrepro | gzip""",
+    "import": """
+        python -m suite import results.jsonl              # rebuild a DB from an export
+        python -m suite import runs.jsonl --db sqlite:///results.db   # a GPU worker's results""",
+}
+
+
+def _examples(verb: str) -> str:
+    return "examples:" + textwrap.dedent(EXAMPLES[verb])
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seeds takes comma-separated integers like 0,1,2; got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("--seeds needs at least one seed")
+    return seeds
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m suite",
+        description="poolrepro: reproduce the published claims of PoolSkip, SoftPool, "
+                    "All-CNN and S3Net, record every run, and judge each claim.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python -m suite ls claims\n  python -m suite run --tier mini\n"
+               "  python -m suite report --tier mini\n\nRun `python -m suite VERB --help` "
+               "for a verb's options and examples.",
+    )
+    ap.add_argument("--tasks", default="tasks.toml", help="claims file (default: tasks.toml)")
+    ap.add_argument("--db", default=None,
+                    help="results DB as an SQLAlchemy URL or a SQLite path (default: "
+                         "$POOLREPRO_DB or sqlite:///results.db)")
+    sub = ap.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, epilog=_examples(name),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--tasks", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        p.add_argument("--db", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return p
+
+    def filters(p: argparse.ArgumentParser, tier: bool = True) -> None:
+        p.add_argument("--paper", help="only this paper id (see `ls papers`)")
+        p.add_argument("--claim", help="only claims whose id matches this glob (comma = or)")
+        p.add_argument("--tag", help="only claims with this tag")
+        if tier:
+            p.add_argument("--tier", choices=TIERS, default="mini",
+                           help="smoke (synthetic, seconds), mini (real data on CPU, minutes) "
+                                "or full (the paper's recipe); default mini")
+            p.add_argument("--seeds", type=_seeds, help="override the claims' seeds, e.g. 0,1,2")
+
+    p = verb("ls", "list papers, claims, models, pools, datasets or tasks")
+    p.add_argument("what", nargs="*", default=["claims"],
+                   choices=["papers", "claims", "models", "pools", "datasets", "tasks"])
+    p.add_argument("--no-count", action="store_true",
+                   help="ls models: skip counting parameters and FLOPs (faster)")
+    filters(p, tier=False)
+
+    p = verb("validate", "check tasks.toml: schema, names, arguments; exit 0 when valid")
+    p.add_argument("--shallow", action="store_true",
+                   help="check names only (no torch import, no argument signatures)")
+
+    p = verb("plan", "show the runs a tier would execute (and which are already done)")
+    filters(p)
+    p.add_argument("--emit", metavar="DIR", help="write one RunSpec JSON per run into DIR")
+
+    p = verb("run", "run the planned runs that are not done yet, record and judge them")
+    filters(p)
+    p.add_argument("--devices", default="cpu", help="device pool: cpu, or cuda:0,cuda:1")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="runs at a time (default 1)")
+    p.add_argument("--device", dest="device_override", default=None,
+                   help="force every run onto this device (default: the claim's, 'auto')")
+    p.add_argument("--force", action="store_true", help="rerun even runs that are already ok")
+    p.add_argument("--no-mlflow", action="store_true", help="do not mirror runs to MLflow")
+    p.add_argument("--mlflow-uri", default=None,
+                   help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    p.add_argument("--workdir", default=".cache/poolrepro",
+                   help="spec files and checkpoints (default .cache/poolrepro)")
+    p.add_argument("--timeout-scale", type=float, default=1.0,
+                   help="multiply every claim's timeout_s (slow machines)")
+    p.add_argument("--export", metavar="PATH", help="after running, export all runs to PATH")
+    p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bars")
+
+    p = verb("report", "table of claims × verdicts with n, mean and 95%% interval")
+    filters(p)
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per claim)")
+
+    p = verb("export", "write every run as one JSON line (sorted by run_key)")
+    p.add_argument("path", nargs="?", default="results.jsonl", help="file, or - for stdout")
+
+    p = verb("import", "load runs from JSON lines (an export, or a worker's runs.jsonl)")
+    p.add_argument("paths", nargs="+", help="JSON-lines files")
+    return ap
+
+
+# -- verbs ------------------------------------------------------------------------------
+def _load(args) -> tuple[dict, list]:
+    from suite.claims import load_claims, select
+
+    papers, claims = load_claims(args.tasks)
+    chosen = select(claims, paper=getattr(args, "paper", None),
+                    claim=getattr(args, "claim", None), tag=getattr(args, "tag", None))
+    if getattr(args, "paper", None) and args.paper not in papers:
+        from registry import did_you_mean
+
+        hint = did_you_mean(args.paper, list(papers))
+        raise SuiteError(f"--paper: no paper {args.paper!r} in {args.tasks}"
+                         + (f"; did you mean {hint[0]!r}?" if hint else "")
+                         + f" Papers: {', '.join(papers)}")
+    return papers, chosen
+
+
+def cmd_ls(args) -> int:
+    from rich.table import Table
+
+    from suite.ui import out
+
+    for what in args.what:
+        if what == "claims":
+            _, claims = _load(args)
+            t = Table(title=f"claims ({len(claims)})")
+            for h in ("id", "paper", "tiers", "source"):
+                t.add_column(h, overflow="fold")
+            for c in claims:
+                t.add_row(c.id, c.paper, ",".join(c.tiers), c.source)
+            out.print(t)
+        elif what == "papers":
+            from suite.claims import load_claims
+
+            papers, claims = load_claims(args.tasks)
+            t = Table(title="papers")
+            for h in ("id", "title", "venue", "claims"):
+                t.add_column(h, overflow="fold")
+            for p in papers.values():
+                t.add_row(p.id, p.title, p.venue, str(sum(c.paper == p.id for c in claims)))
+            out.print(t)
+        else:
+            _ls_registry(what, count=not args.no_count)
+    return 0
+
+
+def _ls_registry(what: str, count: bool) -> None:
+    from rich.table import Table
+
+    import registry
+    from suite.ui import out
+    from tasks import TASKS
+
+    reg = {"models": registry.MODELS, "pools": registry.POOLS, "datasets": registry.DATASETS,
+           "tasks": TASKS}[what]
+    t = Table(title=f"{what} ({len(reg)})")
+    t.add_column("name")
+    t.add_column("aliases", overflow="fold")
+    if what == "models" and count:
+        t.add_column("params", justify="right")
+        t.add_column("GFLOPs", justify="right")
+        t.add_column("input")
+    t.add_column("description", overflow="fold")
+    info_of = None
+    if what == "models" and count:
+        try:
+            from registry.models.info import model_info as info_of
+        except ImportError:
+            info_of = None
+    for e in reg:
+        cells = [e.name, ", ".join(e.aliases)]
+        if what == "models" and count:
+            try:
+                info = info_of(e.name) if info_of else {}
+                flops = info.get("flops")
+                cells += [f"{info.get('params', 0):,}",
+                          f"{flops / 1e9:.3g}" if flops else "–",
+                          "×".join(map(str, info.get("input_size", ())))]
+            except Exception as ex:  # one broken model must not hide the list
+                cells += ["error", str(ex)[:40], ""]
+        cells.append(e.help)
+        t.add_row(*cells)
+    out.print(t)
+
+
+def cmd_validate(args) -> int:
+    from suite.claims import load_claims
+    from suite.ui import out
+
+    papers, claims = load_claims(args.tasks)
+    if not args.shallow:
+        from suite.deepcheck import deep_check
+
+        deep_check(args.tasks, claims)
+    n_forms = {t: sum(t in c.tiers for c in claims) for t in TIERS}
+    out.print(f"[green]{args.tasks} is valid[/]: {len(papers)} papers, {len(claims)} claims "
+              f"(forms: " + ", ".join(f"{k} {v}" for k, v in n_forms.items()) + ")")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from rich.table import Table
+
+    from suite import db
+    from suite.plan import make_plan
+    from suite.ui import out
+
+    _, claims = _load(args)
+    plan = make_plan(claims, args.tier, args.seeds)
+    runs = plan.runs
+    try:
+        engine = db.connect(args.db, readonly=True)
+        have = db.runs_by_key(engine, [r.run_key for r in runs])
+    except Exception:  # no DB yet: nothing is done
+        have = {}
+    t = Table(title=f"plan: tier {args.tier}, {len(runs)} run(s)")
+    for h in ("run_key", "claim", "arm", "seed", "model", "dataset", "status"):
+        t.add_column(h, overflow="fold")
+    for r in runs:
+        row = have.get(r.run_key)
+        t.add_row(r.run_key, r.claim_id, r.arm, str(r.seed), r.model, r.dataset,
+                  row.status if row else "todo")
+    out.print(t)
+    for pc in plan.claims:
+        if not pc.runs:
+            out.print(f"[yellow]no runs[/] for {pc.claim.id}: {pc.reason}")
+    if args.emit:
+        d = Path(args.emit)
+        d.mkdir(parents=True, exist_ok=True)
+        for r in runs:
+            (d / f"{r.run_key}.json").write_text(json.dumps(r.to_dict(), indent=1))
+        out.print(f"wrote {len(runs)} spec file(s) to {d}/ — run each with "
+                  f"`python -m suite.worker {d}/<run_key>.json --jsonl runs.jsonl`")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from suite import db
+    from suite.plan import make_plan
+    from suite.scheduler import Scheduler
+    from suite.tracking import make_mirror
+    from suite.ui import RunProgress, console
+
+    papers, claims = _load(args)
+    if not claims:
+        console.print("[yellow]no claims match the filters[/]; see `python -m suite ls claims`")
+        return 0
+    plan = make_plan(claims, args.tier, args.seeds, args.device_override)
+    engine = db.connect(args.db)
+    db.record_claims(engine, claims)
+    for pc in plan.claims:
+        if not pc.runs:
+            console.print(f"[yellow]not run[/] {pc.claim.id}: {pc.reason}")
+    mirror = make_mirror(not args.no_mlflow, args.mlflow_uri)
+    if mirror is None and not args.no_mlflow:
+        console.print("[yellow]MLflow is not installed; runs are not mirrored "
+                      "(pip install 'poolrepro[tracking]')[/]")
+    paper_of = {c.id: c.paper for c in claims}
+    with RunProgress(enabled=not args.no_progress) as ui:
+        sched = Scheduler(engine, devices=args.devices, jobs=args.jobs, workdir=args.workdir,
+                          mirror=mirror, paper_of=lambda cid: paper_of.get(cid, ""),
+                          on_event=ui, timeout_scale=args.timeout_scale)
+        outcome = sched.run(plan.runs, force=args.force)
+    console.print(f"ran {len(outcome.ran)}: " + ", ".join(
+        f"{s} {outcome.count(s)}" for s in ("ok", "error", "skipped", "timeout")) +
+        f"; {len(outcome.skipped_ok)} already ok")
+    _print_report(engine, claims, args.tier, args.seeds)
+    if args.export:
+        n = _export(engine, args.export)
+        console.print(f"exported {n} run(s) to {args.export}")
+    return 1 if outcome.count("error") or outcome.count("timeout") else 0
+
+
+def _print_report(engine, claims, tier, seeds, markdown=False, as_json=False) -> None:
+    from rich.table import Table
+
+    from suite import report
+    from suite.ui import STATUS_STYLE, out
+
+    rows = report.claim_rows(engine, claims, tier, seeds)
+    if as_json:
+        for r in rows:
+            out.print_json(json.dumps(r.as_dict(), default=str))
+        return
+    if markdown:
+        print(report.markdown(rows))
+        return
+    t = Table(title=f"verdicts, tier {tier}")
+    for h in report.HEADERS:
+        t.add_column(h, overflow="fold")
+    for cells, r in zip(report.table_rows(rows), rows):
+        style = STATUS_STYLE.get(r.verdict.status, "")
+        t.add_row(*cells[:-1], f"[{style}]{cells[-1]}[/]")
+    out.print(t)
+
+
+def cmd_report(args) -> int:
+    from suite import db
+
+    _, claims = _load(args)
+    engine = db.connect(args.db)
+    _print_report(engine, claims, args.tier, args.seeds, args.markdown, args.json)
+    return 0
+
+
+def _export(engine, path: str) -> int:
+    from suite import db
+
+    runs = db.runs_by_key(engine)
+    lines = [json.dumps(db.run_to_result(runs[k]), sort_keys=True, default=str)
+             for k in sorted(runs)]
+    text = "".join(line + "\n" for line in lines)
+    if path == "-":
+        sys.stdout.write(text)
+    else:
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return len(lines)
+
+
+def cmd_export(args) -> int:
+    from suite import db
+    from suite.ui import console
+
+    n = _export(db.connect(args.db), args.path)
+    if args.path != "-":
+        console.print(f"exported {n} run(s) to {args.path}")
+    return 0
+
+
+REQUIRED_SPEC = ("run_key", "claim_id", "tier", "arm", "seed", "task", "model", "dataset")
+
+
+def parse_results(path: str) -> list[dict[str, Any]]:
+    """Read and check every line first, so a bad file imports nothing."""
+    from suite.specs import RUN_STATUSES
+
+    p = Path(path)
+    if not p.is_file():
+        raise SuiteError(f"import: no such file {path}")
+    results = []
+    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.startswith("RESULT "):
+            line = line[7:]
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SuiteError(f"{path}:{i}: not JSON ({e.msg}); nothing was imported") from e
+        spec = r.get("spec") if isinstance(r, dict) else None
+        if not isinstance(spec, dict) or any(k not in spec for k in REQUIRED_SPEC):
+            raise SuiteError(f"{path}:{i}: a result needs spec.{{{', '.join(REQUIRED_SPEC)}}}; "
+                             f"nothing was imported")
+        if r.get("status") not in RUN_STATUSES:
+            raise SuiteError(f"{path}:{i}: status {r.get('status')!r} is not one of "
+                             f"{', '.join(RUN_STATUSES)}; nothing was imported")
+        from suite.specs import RunSpec
+
+        try:
+            key = RunSpec.from_dict(spec).run_key
+        except TypeError as e:
+            raise SuiteError(f"{path}:{i}: spec is not a RunSpec ({e})") from e
+        if key != spec["run_key"]:
+            raise SuiteError(f"{path}:{i}: run_key {spec['run_key']} does not match its config "
+                             f"(expected {key}); the line was edited; nothing was imported")
+        results.append(r)
+    return results
+
+
+def cmd_import(args) -> int:
+    from suite import db
+    from suite.ui import console
+
+    batches = [parse_results(p) for p in args.paths]
+    engine = db.connect(args.db)
+    n = db.record_runs(engine, [r for results in batches for r in results])
+    console.print(f"imported {n} run(s) into {engine.url}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"ls": cmd_ls, "validate": cmd_validate, "plan": cmd_plan, "run": cmd_run,
+               "report": cmd_report, "export": cmd_export, "import": cmd_import}[args.verb]
+    try:
+        return handler(args)
+    except SuiteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished runs are recorded, rerun the same command to resume",
+              file=sys.stderr)
+        return 130

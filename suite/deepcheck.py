@@ -1,0 +1,85 @@
+"""Deeper validation of claims: keyword arguments against the real factory signatures.
+
+Imports the registries' modules (and so torch); used by ``python -m suite validate``
+(``--shallow`` skips it). Catches a misspelt ``model_args`` / ``dataset_args`` key or a
+``params`` key that the task does not know, before any run starts.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from registry import DATASETS, MODELS, did_you_mean
+from suite.errors import ClaimsError, SpecProblem
+from suite.plan import baseline_form
+from suite.specs import Claim, TierForm
+from tasks import TASKS
+
+
+def _accepted(fn: Any) -> set[str] | None:
+    """Keyword names ``fn`` accepts, or None when it takes ``**kwargs``."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return {n for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY,
+                                                                p.POSITIONAL_OR_KEYWORD)}
+
+
+def _check_keys(problems: list[SpecProblem], where: str, field: str, given: dict,
+                accepted: set[str] | None, owner: str) -> None:
+    if accepted is None:
+        return
+    for k in given:
+        if k not in accepted:
+            hint = did_you_mean(k, sorted(accepted), n=1)
+            extra = f" Did you mean {hint[0]!r}?" if hint else ""
+            problems.append(SpecProblem(where, f"{field}.{k}",
+                                        f"{owner} takes no argument {k!r}.{extra} It takes: "
+                                        f"{', '.join(sorted(accepted))}."))
+
+
+def _task_params(task: str) -> set[str] | None:
+    if task == "train_eval":
+        from tasks.train_eval import DEFAULTS
+
+        return set(DEFAULTS)
+    mod = inspect.getmodule(TASKS.get(task))
+    known = getattr(mod, "DEFAULTS", None)
+    return set(known) if isinstance(known, dict) else None
+
+
+def check_form(where: str, prefix: str, form: TierForm, problems: list[SpecProblem]) -> None:
+    try:
+        mfn = MODELS.get(form.model)
+        dfn = DATASETS.get(form.dataset)
+    except Exception as e:  # an entry whose module is broken
+        problems.append(SpecProblem(where, prefix + "model", f"cannot import: {e}"))
+        return
+    _check_keys(problems, where, prefix + "model_args", form.model_args, _accepted(mfn),
+                f"model {form.model!r}")
+    _check_keys(problems, where, prefix + "dataset_args", form.dataset_args, _accepted(dfn),
+                f"dataset {form.dataset!r}")
+    _check_keys(problems, where, prefix + "params", form.params, _task_params(form.task),
+                f"task {form.task!r}")
+
+
+def deep_check(path: str, claims: list[Claim]) -> None:
+    problems: list[SpecProblem] = []
+    for c in claims:
+        for tier, form in c.tiers.items():
+            where = f"claim '{c.id}'"
+            prefix = "" if tier == "full" else f"tiers.{tier}."
+            check_form(where, prefix, form, problems)
+            if form.expect is not None and form.expect.kind == "delta":
+                check_form(where, prefix + "expect.baseline.", baseline_form(form), problems)
+    seen, unique = set(), []
+    for p in problems:
+        if (p.where, p.message) not in seen:
+            seen.add((p.where, p.message))
+            unique.append(p)
+    if unique:
+        raise ClaimsError(path, unique)

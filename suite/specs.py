@@ -1,0 +1,187 @@
+"""Frozen, typed specs: the contract between tasks.toml, the planner, the worker and the tasks.
+
+Standard library only, so the worker (torch alone) and the dashboard (no torch) both import
+it. ``registry/`` and ``tasks/`` may import this module and nothing else from ``suite/``.
+
+Vocabulary:
+
+* :class:`Paper` — one ``[papers.<id>]`` table.
+* :class:`Expect` — what a claim asserts: an *absolute* value of a metric (within a
+  tolerance, in a direction) or a *delta* between a treatment and a baseline arm.
+* :class:`TierForm` — the fully resolved recipe of a claim at one tier (smoke/mini/full).
+* :class:`Claim` — one ``[[claim]]``: identity, source and a :class:`TierForm` per tier.
+* :class:`RunSpec` — one run: a claim's tier form × seed × arm, with its ``run_key``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+TIERS: tuple[str, ...] = ("smoke", "mini", "full")
+Tier = Literal["smoke", "mini", "full"]
+Arm = Literal["treatment", "baseline"]
+Direction = Literal["higher", "lower", "equal"]
+
+#: Statuses a run row can have. ``ok`` rows are final; the others are retried by ``run``.
+RUN_STATUSES: tuple[str, ...] = ("ok", "error", "skipped", "timeout")
+#: Verdicts a claim can get from :func:`suite.verdict.judge`.
+VERDICTS: tuple[str, ...] = (
+    "reproduced", "not reproduced", "inconclusive", "pending", "error", "skipped",
+)
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: the byte string that hashes are taken of."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def short_hash(obj: Any, n: int = 16) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class Paper:
+    id: str
+    title: str
+    venue: str = ""
+    url: str = ""
+    arxiv: str = ""
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a claim asserts about a metric.
+
+    absolute: the mean of ``metric`` over seeds vs ``value``. ``direction`` says which side
+        passes: ``higher`` (mean ≥ value − tolerance), ``lower`` (mean ≤ value + tolerance) or
+        ``equal`` (|mean − value| ≤ tolerance).
+    delta: treatment − baseline (paired by seed) must exceed ``min_diff`` in ``direction``
+        (``higher``: diff ≥ min_diff; ``lower``: diff ≤ −min_diff; ``equal``:
+        |diff| ≤ tolerance). ``baseline`` holds the overrides that make the baseline arm.
+    """
+
+    kind: Literal["absolute", "delta"]
+    metric: str
+    direction: Direction = "equal"
+    value: float | None = None
+    tolerance: float = 0.0
+    min_diff: float = 0.0
+    baseline: dict[str, Any] = field(default_factory=dict)
+    unit: str = ""
+    verified: bool = True  # False: the published number is unconfirmed (read off a plot, ...)
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TierForm:
+    """A claim's fully resolved recipe at one tier: everything a run needs except the seed."""
+
+    task: str
+    model: str
+    dataset: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+    dataset_args: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    min_runs: int = 2
+    device: str = "auto"
+    timeout_s: float = 3600.0
+    expect: Expect | None = None
+
+    def config(self) -> dict[str, Any]:
+        """The part of the form that defines *what is computed* (hashed into run keys)."""
+        return {
+            "task": self.task, "model": self.model, "dataset": self.dataset,
+            "model_args": self.model_args, "dataset_args": self.dataset_args,
+            "params": self.params,
+        }
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    paper: str
+    source: str
+    title: str
+    tiers: dict[str, TierForm]  # tier -> form; a tier absent here has no form for this claim
+    tags: tuple[str, ...] = ()
+    published: dict[str, Any] = field(default_factory=dict)  # value/unit/source_kind/verified
+    status_note: str = ""  # why a claim is pending/skipped at some tier, shown in reports
+    definition_hash: str = ""  # hash of the claim's resolved definition (expectations included)
+
+    def form(self, tier: str) -> TierForm | None:
+        return self.tiers.get(tier)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run. ``run_key`` hashes the resolved config and seed, never the expectation, so
+    editing a tolerance re-judges without rerunning and editing a recipe makes new keys."""
+
+    claim_id: str
+    tier: str
+    arm: str
+    seed: int
+    task: str
+    model: str
+    dataset: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+    dataset_args: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    timeout_s: float = 3600.0
+    claim_hash: str = ""
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "task": self.task, "model": self.model, "dataset": self.dataset,
+            "model_args": self.model_args, "dataset_args": self.dataset_args,
+            "params": self.params, "seed": self.seed,
+        }
+
+    @property
+    def run_key(self) -> str:
+        return short_hash(self.config(), 20)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["run_key"] = self.run_key
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        d = {k: v for k, v in d.items() if k != "run_key"}
+        return cls(**d)
+
+
+@dataclass
+class TaskContext:
+    """What a task function receives besides the spec (mutable: progress and resume state).
+
+    ``device`` is a string such as ``"cpu"`` or ``"cuda:0"``. ``checkpoint_path``: where a
+    long task saves its state each epoch and resumes from. ``report(epoch, total, metrics)``
+    sends one progress line to the scheduler. ``provenance``: the task adds facts about how
+    the numbers were computed (pool kernel path, loader, AMP, ...).
+    """
+
+    device: str
+    checkpoint_path: str | None = None
+    report: Any = None  # Callable[[int, int, dict[str, float]], None]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None
+
+
+@dataclass
+class TaskResult:
+    """What a task returns: final ``metrics`` (name → float) and optional per-epoch ``series``
+    (name → list of floats, index = epoch)."""
+
+    metrics: dict[str, float]
+    series: dict[str, list[float]] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict)  # small JSON-able extras

@@ -1,0 +1,164 @@
+"""Judge a claim from its runs: n, mean, std, a 95% t-interval, and a verdict.
+
+Pure functions, no I/O. The rule (airbench-style evidence, never a single lucky run):
+
+* absolute claim: the interval of the mean over seeds must lie wholly inside the accepted
+  region (``higher``: ≥ value − tolerance; ``lower``: ≤ value + tolerance; ``equal``:
+  within ± tolerance) for *reproduced*, wholly outside for *not reproduced*; an interval that
+  straddles the border, or fewer than ``min_runs`` ok runs, is *inconclusive*.
+* delta claim: the same, on the per-seed paired difference treatment − baseline against
+  ``min_diff``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from suite.specs import Expect
+
+# two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def t975(df: int) -> float:
+    if df < 1:
+        return math.inf
+    if df <= 30:
+        return _T975[df - 1]
+    return 1.96 + 2.4 / df  # within 0.002 of the exact quantile for df > 30
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One run as the judge sees it."""
+
+    seed: int
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    mean: float
+    std: float
+    lo: float
+    hi: float
+
+    @classmethod
+    def of(cls, xs: list[float]) -> Summary:
+        n = len(xs)
+        if n == 0:
+            return cls(0, math.nan, math.nan, math.nan, math.nan)
+        mean = sum(xs) / n
+        if n == 1:
+            return cls(1, mean, math.nan, -math.inf, math.inf)
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
+        half = t975(n - 1) * std / math.sqrt(n)
+        return cls(n, mean, std, mean - half, mean + half)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # one of suite.specs.VERDICTS
+    message: str
+    summary: Summary | None = None  # of the metric (absolute) or of the paired diff (delta)
+    treatment: Summary | None = None
+    baseline: Summary | None = None
+    values: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        def s(x: Summary | None) -> dict[str, float] | None:
+            return None if x is None else x.__dict__.copy()
+
+        return {"status": self.status, "message": self.message, "summary": s(self.summary),
+                "treatment": s(self.treatment), "baseline": s(self.baseline),
+                "values": list(self.values)}
+
+
+def _region(expect: Expect, target: float, tol: float) -> tuple[float, float]:
+    if expect.direction == "higher":
+        return target - tol, math.inf
+    if expect.direction == "lower":
+        return -math.inf, target + tol
+    return target - tol, target + tol
+
+
+def _decide(summary: Summary, lo: float, hi: float, min_runs: int, what: str) -> tuple[str, str]:
+    if summary.n < min_runs:
+        return "inconclusive", f"{summary.n} ok run(s) of {what}; need at least {min_runs}"
+    # A zero-spread metric (parameter count, a deterministic run) has an exact interval.
+    a, b = (summary.mean, summary.mean) if summary.n == 1 or summary.std == 0 else (
+        summary.lo, summary.hi)
+    if summary.n == 1 and min_runs > 1:
+        return "inconclusive", "one run cannot give an interval"
+    inside = lo <= a and b <= hi
+    outside = b < lo or a > hi
+    rng = f"[{lo:.4g}, {hi:.4g}]".replace("-inf", "−∞").replace("inf", "∞")
+    ci = f"95% CI [{a:.4g}, {b:.4g}]"
+    if inside:
+        return "reproduced", f"{ci} lies inside the accepted region {rng}"
+    if outside:
+        return "not reproduced", f"{ci} lies outside the accepted region {rng}"
+    return "inconclusive", f"{ci} straddles the border of the accepted region {rng}"
+
+
+def _failure(obs: list[Observation]) -> tuple[str, str] | None:
+    if not obs:
+        return "pending", "no runs yet"
+    ok = [o for o in obs if o.status == "ok"]
+    if ok:
+        return None
+    if all(o.status == "skipped" for o in obs):
+        return "skipped", obs[0].message or "all runs skipped"
+    bad = next(o for o in obs if o.status != "ok")
+    return "error", f"{bad.status}: {bad.message}"
+
+
+def judge(expect: Expect | None, treatment: list[Observation],
+          baseline: list[Observation] | None = None, min_runs: int = 2) -> Verdict:
+    """The verdict of one claim at one tier, from its runs (any status)."""
+    if expect is None:
+        f = _failure(treatment)
+        if f:
+            return Verdict(*f)
+        return Verdict("inconclusive", "no expectation at this tier: results are shown, not judged",
+                       treatment=Summary.of([]))
+    f = _failure(treatment) or (_failure(baseline or []) if expect.kind == "delta" else None)
+    if f:
+        return Verdict(*f)
+    m = expect.metric
+    ok_t = {o.seed: o.metrics[m] for o in treatment if o.status == "ok" and m in o.metrics}
+    missing = [o.seed for o in treatment if o.status == "ok" and m not in o.metrics]
+    if missing:
+        return Verdict("error", f"ok runs (seeds {missing}) did not report metric {m!r}")
+    if any(not math.isfinite(v) for v in ok_t.values()):
+        return Verdict("error", f"metric {m!r} is not finite in some runs")
+    if expect.kind == "absolute":
+        vals = [ok_t[s] for s in sorted(ok_t)]
+        s = Summary.of(vals)
+        lo, hi = _region(expect, float(expect.value), expect.tolerance)
+        status, msg = _decide(s, lo, hi, min_runs, "the claim")
+        msg = f"{m} = {s.mean:.4g} ± {0 if math.isnan(s.std) else s.std:.3g} (n={s.n}); {msg}"
+        return Verdict(status, msg, s, treatment=s, values=tuple(vals))
+    ok_b = {o.seed: o.metrics.get(m) for o in (baseline or []) if o.status == "ok"}
+    paired = sorted(set(ok_t) & {k for k, v in ok_b.items() if v is not None})
+    diffs = [ok_t[k] - ok_b[k] for k in paired]
+    s = Summary.of(diffs)
+    st = Summary.of([ok_t[k] for k in paired])
+    sb = Summary.of([ok_b[k] for k in paired])
+    if expect.direction == "higher":
+        lo, hi = expect.min_diff, math.inf
+    elif expect.direction == "lower":
+        lo, hi = -math.inf, -expect.min_diff
+    else:
+        lo, hi = -expect.tolerance, expect.tolerance
+    status, msg = _decide(s, lo, hi, min_runs, "paired seeds")
+    msg = (f"{m}: treatment {st.mean:.4g} vs baseline {sb.mean:.4g}, paired diff "
+           f"{s.mean:+.4g} (n={s.n}); {msg}")
+    return Verdict(status, msg, s, treatment=st, baseline=sb, values=tuple(diffs))

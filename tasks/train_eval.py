@@ -1,0 +1,313 @@
+"""train_eval: train a registry model on a registry dataset and evaluate it.
+
+The one task behind every accuracy claim. A tier changes the numbers in ``params`` (epochs,
+width, subset), never the code path. ``params`` (defaults in :data:`DEFAULTS`):
+
+=================  =====================================================================
+epochs             training epochs
+batch_size         training batch size (eval uses ``eval_batch_size``)
+optimizer          ``sgd`` (momentum, nesterov) or ``adamw``
+lr, weight_decay   learning rate, L2 / decoupled weight decay
+schedule           ``multistep`` (milestones in epochs, gamma), ``cosine``, ``onecycle``,
+                   ``constant``; ``warmup_epochs`` of linear per-step warm-up before it
+label_smoothing    cross-entropy label smoothing
+augment            ``{crop_padding, flip, rotate_deg}`` batched on device (tasks/augment.py)
+amp                ``auto`` (bf16 autocast on CUDA), ``true``, ``false``
+channels_last      ``auto`` (on CUDA for 4-D input), ``true``, ``false``
+compile            ``torch.compile`` the model (default false)
+grad_clip          clip the global grad norm (default none)
+select             ``last`` epoch (default) or ``min_train_loss`` (PoolSkip's rule: report
+                   test accuracy at the epoch of lowest training loss)
+loader             ``auto`` | ``tensor`` | ``torch`` (| ``ffcv`` when installed)
+=================  =====================================================================
+
+Metrics: ``top1``/``top5`` accuracy and ``top1_err``/``top5_err`` in %, ``test_loss``,
+``train_loss``, ``wall_s``, ``images_per_s`` (training only), ``params_m``. Per-epoch series:
+``train_loss``, ``test_top1``, ``test_loss``, ``lr``.
+
+A non-finite or exploding loss stops the run with :class:`tasks.TaskFailed`, recorded as an
+``error`` row naming the epoch, step and learning rate. Each epoch is checkpointed (atomic
+write) to ``ctx.checkpoint_path``, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import registry
+from suite.specs import RunSpec, TaskContext, TaskResult
+from tasks import TaskFailed
+from tasks.augment import AugmentSpec, augment_batch, normalize
+
+DEFAULTS: dict[str, Any] = {
+    "epochs": 10, "batch_size": 128, "eval_batch_size": 512, "optimizer": "sgd", "lr": 0.1,
+    "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4, "schedule": "multistep",
+    "milestones": [], "gamma": 0.1, "warmup_epochs": 0, "label_smoothing": 0.0,
+    "augment": {}, "amp": "auto", "channels_last": "auto", "compile": False,
+    "grad_clip": None, "select": "last", "loader": "auto", "max_loss": 1e4,
+    "num_workers": 0,
+}
+
+
+def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        from registry import did_you_mean
+
+        hints = {k: did_you_mean(k, list(DEFAULTS), n=1) for k in unknown}
+        msg = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                        for k, h in sorted(hints.items()))
+        raise ValueError(f"train_eval: unknown params {msg}; known: {', '.join(sorted(DEFAULTS))}")
+    return {**DEFAULTS, **params}
+
+
+# -- data --------------------------------------------------------------------------------
+class TensorLoader:
+    """Batches of an in-memory uint8 split, reshuffled each epoch by a seeded generator."""
+
+    def __init__(self, split, batch_size: int, shuffle: bool, seed: int, drop_last: bool):
+        self.x, self.y = split.x, split.y
+        self.bs, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.g = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.bs if self.drop_last and n >= self.bs else math.ceil(n / self.bs)
+
+    def __iter__(self):
+        n = len(self.y)
+        order = torch.randperm(n, generator=self.g) if self.shuffle else torch.arange(n)
+        for i in range(len(self)):
+            idx = order[i * self.bs:(i + 1) * self.bs]
+            yield self.x[idx], self.y[idx]
+
+
+def make_loader(split, batch_size: int, shuffle: bool, seed: int, p: dict[str, Any],
+                ctx: TaskContext, drop_last: bool = False):
+    choice = p["loader"]
+    if choice in ("auto", "tensor") and split.in_memory:
+        ctx.provenance.setdefault("loader", "tensor (in-memory, batched augmentation on device)")
+        return TensorLoader(split, batch_size, shuffle, seed, drop_last)
+    if choice == "tensor":
+        raise ValueError("params.loader = 'tensor' needs an in-memory dataset; use 'torch'")
+    if choice == "ffcv":
+        raise ValueError("params.loader = 'ffcv' is not available: install the ffcv extra "
+                         "(see README) and run `python -m suite data prepare`")
+    ds = split.dataset
+    if ds is None:  # in-memory split forced through DataLoader
+        ds = torch.utils.data.TensorDataset(split.x, split.y)
+    g = torch.Generator().manual_seed(seed)
+    ctx.provenance.setdefault("loader", f"torch DataLoader (num_workers={p['num_workers']})")
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g,
+                                       num_workers=int(p["num_workers"]), drop_last=drop_last)
+
+
+# -- optimisation -------------------------------------------------------------------------
+def make_optimizer(model: nn.Module, p: dict[str, Any]) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for _, prm in model.named_parameters():
+        if prm.requires_grad:
+            (no_decay if prm.ndim <= 1 else decay).append(prm)
+    groups = [{"params": decay, "weight_decay": p["weight_decay"]},
+              {"params": no_decay, "weight_decay": p["weight_decay"]}]
+    if p["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=p["lr"], momentum=p["momentum"],
+                               nesterov=bool(p["nesterov"]))
+    if p["optimizer"] == "adamw":
+        return torch.optim.AdamW(groups, lr=p["lr"])
+    raise ValueError(f"params.optimizer must be 'sgd' or 'adamw', got {p['optimizer']!r}")
+
+
+def lr_factor(step: int, steps_per_epoch: int, p: dict[str, Any]) -> float:
+    """Multiplier of the base lr at a global step: warm-up, then the schedule (per step)."""
+    total = p["epochs"] * steps_per_epoch
+    warm = int(p["warmup_epochs"] * steps_per_epoch)
+    if step < warm:
+        return (step + 1) / warm
+    epoch = step / steps_per_epoch
+    kind = p["schedule"]
+    if kind == "constant":
+        return 1.0
+    if kind == "multistep":
+        return p["gamma"] ** sum(epoch >= m for m in p["milestones"])
+    t = (step - warm) / max(1, total - warm)
+    if kind == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    if kind == "onecycle":  # linear up for 30%, cosine down to 0
+        return t / 0.3 if t < 0.3 else 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
+    raise ValueError(f"params.schedule must be multistep/cosine/onecycle/constant, got {kind!r}")
+
+
+# -- evaluation ---------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, bundle, device: torch.device, amp_dtype, fmt
+             ) -> dict[str, float]:
+    model.eval()
+    n = correct1 = correct5 = 0
+    loss_sum = 0.0
+    for xb, yb in loader:
+        x = normalize(xb.to(device, non_blocking=True), bundle.mean, bundle.std)
+        x = x.contiguous(memory_format=fmt) if x.dim() == 4 else x
+        y = yb.to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = model(x)
+        out = out.float()
+        loss_sum += F.cross_entropy(out, y, reduction="sum").item()
+        k = min(5, out.shape[1])
+        top = out.topk(k, dim=1).indices
+        correct1 += (top[:, 0] == y).sum().item()
+        correct5 += (top == y[:, None]).any(dim=1).sum().item()
+        n += len(y)
+    return {"top1": 100.0 * correct1 / n, "top5": 100.0 * correct5 / n, "test_loss": loss_sum / n}
+
+
+# -- checkpoint -------------------------------------------------------------------------
+def save_checkpoint(path: str, state: dict[str, Any]) -> None:
+    tmp = f"{path}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: a kill leaves the previous checkpoint intact
+
+
+def load_checkpoint(path: str | None, run_key: str) -> dict[str, Any] | None:
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # a corrupt checkpoint is discarded, the run restarts
+        return None
+    return state if state.get("run_key") == run_key else None
+
+
+# -- the task ---------------------------------------------------------------------------
+def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
+    p = resolve_params(spec.params)
+    device = torch.device(ctx.device)
+    torch.manual_seed(spec.seed)
+
+    bundle = registry.create_dataset(spec.dataset, **spec.dataset_args)
+    margs = {"num_classes": bundle.num_classes, "in_chans": bundle.in_chans, **spec.model_args}
+    model = registry.create_model(spec.model, **margs).to(device)
+    params_m = sum(t.numel() for t in model.parameters()) / 1e6
+
+    on_cuda = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if (p["amp"] is True or (p["amp"] == "auto" and on_cuda)) else None
+    four_d = len(bundle.input_size) == 2
+    use_cl = p["channels_last"] is True or (p["channels_last"] == "auto" and on_cuda and four_d)
+    fmt = torch.channels_last if use_cl else torch.contiguous_format
+    if use_cl:
+        model = model.to(memory_format=torch.channels_last)
+    ctx.provenance.update({"amp": str(amp_dtype) if amp_dtype else "off",
+                           "channels_last": use_cl, "compile": bool(p["compile"]),
+                           "dataset": bundle.provenance})
+    fwd = torch.compile(model) if p["compile"] else model
+
+    aug = AugmentSpec.from_params(p)
+    train_loader = make_loader(bundle.train, p["batch_size"], True, spec.seed, p, ctx,
+                               drop_last=len(bundle.train) >= 2 * p["batch_size"])
+    test_loader = make_loader(bundle.test, p["eval_batch_size"], False, 0, p, ctx)
+    steps = len(train_loader)
+    opt = make_optimizer(model, p)
+    g_aug = torch.Generator(device="cpu").manual_seed(spec.seed + 7919)
+    crit = nn.CrossEntropyLoss(label_smoothing=float(p["label_smoothing"]))
+
+    history: dict[str, list[float]] = {"train_loss": [], "test_top1": [], "test_loss": [],
+                                       "lr": []}
+    start_epoch, train_time, n_seen = 0, 0.0, 0
+    state = load_checkpoint(ctx.checkpoint_path, spec.run_key)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history, start_epoch = state["history"], state["epoch"]
+        train_time, n_seen = state["train_time"], state["n_seen"]
+        g_aug.set_state(state["g_aug"])
+        train_loader_g = getattr(train_loader, "g", None)
+        if train_loader_g is not None:
+            train_loader_g.set_state(state["g_loader"])
+        torch.set_rng_state(state["torch_rng"])
+        ctx.provenance["resumed_from_epoch"] = start_epoch
+
+    last_eval: dict[str, float] = {}
+    for epoch in range(start_epoch, p["epochs"]):
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum, count = 0.0, 0
+        for i, (xb, yb) in enumerate(train_loader):
+            step = epoch * steps + i
+            lr = p["lr"] * lr_factor(step, steps, p)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x = augment_batch(xb.to(device, non_blocking=True), aug, g_aug, bundle.mean,
+                              bundle.std)
+            x = x.contiguous(memory_format=fmt) if x.dim() == 4 else x
+            y = yb.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = crit(fwd(x).float(), y)
+            lv = loss.item()
+            if not math.isfinite(lv) or lv > p["max_loss"]:
+                raise TaskFailed(
+                    f"training diverged: loss = {lv:.4g} at epoch {epoch + 1}, step {i + 1} "
+                    f"(lr = {lr:.4g}). Lower params.lr, add params.warmup_epochs or set "
+                    f"params.grad_clip."
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if p["grad_clip"]:
+                nn.utils.clip_grad_norm_(model.parameters(), float(p["grad_clip"]))
+            opt.step()
+            loss_sum += lv * len(y)
+            count += len(y)
+        train_time += time.perf_counter() - t0
+        n_seen += count
+        last_eval = evaluate(fwd, test_loader, bundle, device, amp_dtype, fmt)
+        history["train_loss"].append(loss_sum / max(1, count))
+        history["test_top1"].append(last_eval["top1"])
+        history["test_loss"].append(last_eval["test_loss"])
+        history["lr"].append(lr)
+        history.setdefault("test_top5", []).append(last_eval["top5"])
+        if ctx.report:
+            ctx.report(epoch + 1, p["epochs"], {"train_loss": history["train_loss"][-1],
+                                                "top1": last_eval["top1"]})
+        if ctx.checkpoint_path:
+            save_checkpoint(ctx.checkpoint_path, {
+                "run_key": spec.run_key, "epoch": epoch + 1, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "history": history, "train_time": train_time,
+                "n_seen": n_seen, "g_aug": g_aug.get_state(),
+                "g_loader": getattr(train_loader, "g", torch.Generator()).get_state(),
+                "torch_rng": torch.get_rng_state(),
+            })
+
+    if not history["train_loss"]:
+        raise TaskFailed("params.epochs must be ≥ 1")
+    pick = len(history["train_loss"]) - 1
+    if p["select"] == "min_train_loss":
+        pick = min(range(len(history["train_loss"])), key=history["train_loss"].__getitem__)
+    elif p["select"] != "last":
+        raise ValueError(f"params.select must be 'last' or 'min_train_loss', got {p['select']!r}")
+    top1, top5 = history["test_top1"][pick], history["test_top5"][pick]
+    metrics = {
+        "top1": top1, "top1_err": 100.0 - top1, "top5": top5, "top5_err": 100.0 - top5,
+        "test_loss": history["test_loss"][pick], "train_loss": history["train_loss"][pick],
+        "best_top1": max(history["test_top1"]), "epochs": float(len(history["train_loss"])),
+        "wall_s": train_time, "images_per_s": n_seen / train_time if train_time else 0.0,
+        "params_m": params_m,
+    }
+    ctx.provenance["selected_epoch"] = pick + 1
+    ctx.provenance["pool_paths"] = _pool_paths(model)
+    return TaskResult(metrics=metrics, series=history)
+
+
+def _pool_paths(model: nn.Module) -> dict[str, str]:
+    """Which kernel path each pooling module type used (ops expose ``last_path``)."""
+    out: dict[str, str] = {}
+    for m in model.modules():
+        path = getattr(m, "last_path", None)
+        if isinstance(path, str):
+            out[type(m).__name__] = path
+    return out
