@@ -87,11 +87,12 @@ class Registry:
         key = self._norm(name)
         if key in self._entries or key in self._aliases:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
-        self._entries[key] = Entry(key, target, tuple(aliases), help, dict(meta))
-        for alias in aliases:
-            a = self._norm(alias)
-            if a in self._entries or a in self._aliases:
+        norm_aliases = [self._norm(a) for a in aliases]
+        for alias, a in zip(aliases, norm_aliases):
+            if a in self._entries or a in self._aliases or a == key:
                 raise ValueError(f"{self.kind} alias {alias!r} clashes with an existing name")
+        self._entries[key] = Entry(key, target, tuple(aliases), help, dict(meta))
+        for a in norm_aliases:
             self._aliases[a] = key
 
     def decorator(self, name: str | None = None, **kw: Any) -> Callable[[Callable], Callable]:

@@ -187,10 +187,9 @@ def _build_expect(chk: _Checker, where: str, prefix: str, e: dict[str, Any], tas
                             f"cannot be overridden in a baseline; allowed: "
                             f"{', '.join(sorted(BASELINE_FIELDS))}")
             _check_names(chk, where, prefix + "baseline.", base)
-    for f in ("tolerance", "min_diff"):
-        v = e.get(f, 0.0)
-        if isinstance(v, (int, float)) and v < 0:
-            chk.add(where, prefix + f, f"must be ≥ 0, got {v}")
+    tol = e.get("tolerance", 0.0)
+    if isinstance(tol, (int, float)) and tol < 0:
+        chk.add(where, prefix + "tolerance", f"must be ≥ 0, got {tol}")
     try:
         return Expect(
             kind=kind, metric=metric, direction=direction,
@@ -308,11 +307,14 @@ def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[st
                                                  if k in RECIPE_FIELDS or k == "expect"})
         forms: dict[str, TierForm] = {}
         skipped: dict[str, str] = {}
-        for tier in TIERS:
-            if tier != "full" and tier not in tiers_raw:
-                continue  # no form at this tier
-            over = tiers_raw.get(tier) or {}
+        for tier in ("full", *[t for t in TIERS if t != "full"]):  # full first: its
+            if tier != "full" and tier not in tiers_raw:            # problems keep their
+                continue  # no form at this tier                    # own field names
+            over = tiers_raw.get(tier, {})
             if not isinstance(over, dict):
+                chk.add(where, f"tiers.{tier}", f"must be a table, got {type(over).__name__} "
+                                                f"{over!r}; e.g. [claim.tiers.{tier}] or "
+                                                f"{tier} = {{ skip = \"reason\" }}")
                 continue
             if "skip" in over:
                 skipped[tier] = str(over["skip"])
@@ -324,19 +326,28 @@ def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[st
             if form is not None:
                 forms[tier] = form
         note = str(c.get("status_note", ""))
-        if skipped:
-            note = "; ".join([note] * bool(note) + [f"{t}: {r}" for t, r in skipped.items()])
-        definition = {"id": cid, **{k: v for k, v in c.items() if k != "id"}}
+        definition = {  # what the claim means once resolved: defaults and extends included
+            "id": cid, "paper": c.get("paper"), "source": c.get("source"),
+            "title": c.get("title"), "tags": c.get("tags"), "status_note": note,
+            "published": published, "skip": skipped,
+            "forms": {t: _form_dict(f) for t, f in forms.items()},
+        }
         claims.append(Claim(
             id=cid, paper=str(c.get("paper", "")), source=str(c.get("source", "")),
             title=str(c.get("title", "")), tiers=forms,
             tags=tuple(str(t) for t in (c.get("tags") or [])),
             published=dict(published) if isinstance(published, dict) else {},
-            status_note=note, definition_hash=short_hash(definition),
+            status_note=note, skip=skipped, definition_hash=short_hash(definition),
         ))
     if chk.problems:
         raise ClaimsError(path, _dedupe(chk.problems))
     return papers, claims
+
+
+def _form_dict(form: TierForm) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(form)
 
 
 def _dedupe(problems: list[SpecProblem]) -> list[SpecProblem]:
@@ -361,7 +372,10 @@ def _build_form(chk: _Checker, where: str, prefix: str, r: dict[str, Any]) -> Ti
     if isinstance(r.get("expect"), dict):
         expect = _build_expect(chk, where, prefix + "expect.", r["expect"], str(r.get("task")),
                                r.get("seeds") or [])
-    if len(chk.problems) > n_before:
+    # a wrong type was already reported by _Checker.keys where the value was written
+    bad_type = any(field in r and (not isinstance(r[field], want) or isinstance(r[field], bool))
+                   for field, want in RECIPE_FIELDS.items())
+    if bad_type or len(chk.problems) > n_before:
         return None
     return TierForm(
         task=r["task"], model=r["model"], dataset=r["dataset"],

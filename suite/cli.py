@@ -44,6 +44,10 @@ EXAMPLES = {
     "import": """
         python -m suite import results.jsonl              # rebuild a DB from an export
         python -m suite import runs.jsonl --db sqlite:///results.db   # a GPU worker's results""",
+    "data": """
+        python -m suite data prepare fashion_mnist_32 --dataset-arg train_subset=2000
+        python -m suite data prepare --tier mini      # every dataset the mini tier trains on
+        python -m suite data ls --verify""",
 }
 
 
@@ -147,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("import", "load runs from JSON lines (an export, or a worker's runs.jsonl)")
     p.add_argument("paths", nargs="+", help="JSON-lines files")
+
+    from suite.dataprep import add_data_parser
+
+    add_data_parser(sub, verb)
     return ap
 
 
@@ -179,7 +187,7 @@ def cmd_ls(args) -> int:
             for h in ("id", "paper", "tiers", "source"):
                 t.add_column(h, overflow="fold")
             for c in claims:
-                t.add_row(c.id, c.paper, ",".join(c.tiers), c.source)
+                t.add_row(c.id, c.paper, ",".join(t for t in TIERS if t in c.tiers), c.source)
             out.print(t)
         elif what == "papers":
             from suite.claims import load_claims
@@ -331,8 +339,8 @@ def _print_report(engine, claims, tier, seeds, markdown=False, as_json=False) ->
 
     rows = report.claim_rows(engine, claims, tier, seeds)
     if as_json:
-        for r in rows:
-            out.print_json(json.dumps(r.as_dict(), default=str))
+        for r in rows:  # one JSON object per line
+            print(json.dumps(r.as_dict(), default=str))
         return
     if markdown:
         print(report.markdown(rows))
@@ -432,10 +440,17 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    from suite.dataprep import cmd_data as run_data
+
+    return run_data(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"ls": cmd_ls, "validate": cmd_validate, "plan": cmd_plan, "run": cmd_run,
-               "report": cmd_report, "export": cmd_export, "import": cmd_import}[args.verb]
+               "report": cmd_report, "export": cmd_export, "import": cmd_import,
+               "data": cmd_data}[args.verb]
     try:
         return handler(args)
     except SuiteError as e:

@@ -326,9 +326,12 @@ def runs_by_key(engine: Engine, keys: list[str] | None = None) -> dict[str, Run]
 
 def run_to_result(r: Run) -> dict[str, Any]:
     """A stored run in the worker's ``RESULT`` shape (the export / import format)."""
-    series: dict[str, list[float]] = {}
-    for p in sorted(r.series, key=lambda p: (p.name, p.step)):
-        series.setdefault(p.name, []).append(p.value)
+    points: dict[str, dict[int, float]] = {}
+    for p in r.series:
+        points.setdefault(p.name, {})[p.step] = p.value
+    # a dropped (non-finite) epoch stays a gap (None), so later epochs keep their steps
+    series = {name: [pts.get(i) for i in range(max(pts) + 1)]
+              for name, pts in sorted(points.items())}
     return {
         "spec": r.config, "status": r.status, "message": r.message,
         "metrics": r.metric_dict(), "series": series, "provenance": r.provenance,

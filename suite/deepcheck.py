@@ -70,14 +70,14 @@ def check_form(where: str, prefix: str, form: TierForm, problems: list[SpecProbl
 def deep_check(path: str, claims: list[Claim]) -> None:
     problems: list[SpecProblem] = []
     for c in claims:
-        for tier, form in c.tiers.items():
+        for tier, form in sorted(c.tiers.items(), key=lambda kv: kv[0] != "full"):
             where = f"claim '{c.id}'"
             prefix = "" if tier == "full" else f"tiers.{tier}."
             check_form(where, prefix, form, problems)
             if form.expect is not None and form.expect.kind == "delta":
                 check_form(where, prefix + "expect.baseline.", baseline_form(form), problems)
     seen, unique = set(), []
-    for p in problems:
+    for p in problems:  # the full form is checked first, so its field names win
         if (p.where, p.message) not in seen:
             seen.add((p.where, p.message))
             unique.append(p)

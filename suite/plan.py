@@ -20,6 +20,7 @@ class PlannedClaim:
     form: TierForm | None
     runs: tuple[RunSpec, ...] = ()
     reason: str = ""  # why there are no runs (no form at this tier, skipped tier, ...)
+    skipped: bool = False  # the tier is marked ``skip = "reason"`` in tasks.toml
 
     def arm(self, arm: str) -> tuple[RunSpec, ...]:
         return tuple(r for r in self.runs if r.arm == arm)
@@ -69,9 +70,10 @@ def _specs(claim: Claim, tier: str, form: TierForm, arm: str, seeds: tuple[int, 
 def plan_claim(claim: Claim, tier: str, seeds: tuple[int, ...] | None = None,
                device: str | None = None) -> PlannedClaim:
     form = claim.form(tier)
+    if tier in claim.skip:
+        return PlannedClaim(claim, tier, None, (), claim.skip[tier], skipped=True)
     if form is None:
-        reason = claim.status_note or f"no {tier} form in tasks.toml"
-        return PlannedClaim(claim, tier, None, (), reason)
+        return PlannedClaim(claim, tier, None, (), f"no {tier} form in tasks.toml")
     use = tuple(seeds) if seeds else form.seeds
     runs = _specs(claim, tier, form, "treatment", use, device)
     if form.expect is not None and form.expect.kind == "delta":

@@ -56,7 +56,7 @@ def observations(runs: list[Any]) -> list[Observation]:
 
 def judge_planned(pc: PlannedClaim, by_key: dict[str, Any]) -> ClaimRow:
     if pc.form is None:
-        status = "skipped" if "skip" in pc.reason or pc.claim.status_note else "pending"
+        status = "skipped" if pc.skipped else "pending"
         return ClaimRow(pc.claim, pc.tier, Verdict(status, pc.reason), ())
     t = [by_key[r.run_key] for r in pc.arm("treatment") if r.run_key in by_key]
     b = [by_key[r.run_key] for r in pc.arm("baseline") if r.run_key in by_key]

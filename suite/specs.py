@@ -60,7 +60,9 @@ class Expect:
         ``equal`` (|mean − value| ≤ tolerance).
     delta: treatment − baseline (paired by seed) must exceed ``min_diff`` in ``direction``
         (``higher``: diff ≥ min_diff; ``lower``: diff ≤ −min_diff; ``equal``:
-        |diff| ≤ tolerance). ``baseline`` holds the overrides that make the baseline arm.
+        |diff| ≤ tolerance). A negative ``min_diff`` with ``higher`` states non-inferiority
+        ("no worse than the baseline by more than |min_diff|"). ``baseline`` holds the
+        overrides that make the baseline arm.
     """
 
     kind: Literal["absolute", "delta"]
@@ -112,7 +114,8 @@ class Claim:
     tiers: dict[str, TierForm]  # tier -> form; a tier absent here has no form for this claim
     tags: tuple[str, ...] = ()
     published: dict[str, Any] = field(default_factory=dict)  # value/unit/source_kind/verified
-    status_note: str = ""  # why a claim is pending/skipped at some tier, shown in reports
+    status_note: str = ""  # caveats shown in reports (unverified number, missing table, ...)
+    skip: dict[str, str] = field(default_factory=dict)  # tier -> why it cannot run
     definition_hash: str = ""  # hash of the claim's resolved definition (expectations included)
 
     def form(self, tier: str) -> TierForm | None:

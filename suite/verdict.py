@@ -29,7 +29,8 @@ def t975(df: int) -> float:
         return math.inf
     if df <= 30:
         return _T975[df - 1]
-    return 1.96 + 2.4 / df  # within 0.002 of the exact quantile for df > 30
+    z = 1.959964  # Cornish-Fisher expansion around the normal quantile; < 1e-4 off for df > 30
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,6 @@ def _decide(summary: Summary, lo: float, hi: float, min_runs: int, what: str) ->
     # A zero-spread metric (parameter count, a deterministic run) has an exact interval.
     a, b = (summary.mean, summary.mean) if summary.n == 1 or summary.std == 0 else (
         summary.lo, summary.hi)
-    if summary.n == 1 and min_runs > 1:
-        return "inconclusive", "one run cannot give an interval"
     inside = lo <= a and b <= hi
     outside = b < lo or a > hi
     rng = f"[{lo:.4g}, {hi:.4g}]".replace("-inf", "−∞").replace("inf", "∞")
@@ -116,7 +115,8 @@ def _failure(obs: list[Observation]) -> tuple[str, str] | None:
         return None
     if all(o.status == "skipped" for o in obs):
         return "skipped", obs[0].message or "all runs skipped"
-    bad = next(o for o in obs if o.status != "ok")
+    bad = next((o for o in obs if o.status in ("error", "timeout")),
+               next(o for o in obs if o.status != "ok"))
     return "error", f"{bad.status}: {bad.message}"
 
 
@@ -147,7 +147,12 @@ def judge(expect: Expect | None, treatment: list[Observation],
         msg = f"{m} = {s.mean:.4g} ± {0 if math.isnan(s.std) else s.std:.3g} (n={s.n}); {msg}"
         return Verdict(status, msg, s, treatment=s, values=tuple(vals))
     ok_b = {o.seed: o.metrics.get(m) for o in (baseline or []) if o.status == "ok"}
-    paired = sorted(set(ok_t) & {k for k, v in ok_b.items() if v is not None})
+    missing_b = [k for k, v in ok_b.items() if v is None]
+    if missing_b:
+        return Verdict("error", f"ok baseline runs (seeds {missing_b}) did not report metric {m!r}")
+    if any(not math.isfinite(v) for v in ok_b.values()):
+        return Verdict("error", f"metric {m!r} is not finite in some baseline runs")
+    paired = sorted(set(ok_t) & set(ok_b))
     diffs = [ok_t[k] - ok_b[k] for k in paired]
     s = Summary.of(diffs)
     st = Summary.of([ok_t[k] for k in paired])

@@ -92,7 +92,15 @@ def balanced_subset(split: Split, n: int | None, seed: int, num_classes: int) ->
     per_class = [torch.nonzero(split.y == c).flatten() for c in range(num_classes)]
     per_class = [p[torch.randperm(len(p), generator=g)] for p in per_class]
     quota, extra = divmod(n, num_classes)
-    picks = [p[: quota + (1 if c < extra else 0)] for c, p in enumerate(per_class)]
+    want = [quota + (1 if c < extra else 0) for c in range(num_classes)]
+    short = [c for c, p in enumerate(per_class) if len(p) < want[c]]
+    if short:
+        raise DatasetError(
+            f"a class-balanced subset of {n} needs {max(want)} items per class, but classes "
+            f"{short} have fewer ({[len(per_class[c]) for c in short]}); use a smaller "
+            f"subset or the full dataset"
+        )
+    picks = [p[: want[c]] for c, p in enumerate(per_class)]
     idx = torch.cat(picks)
     idx = idx[torch.randperm(len(idx), generator=g)]
     return Split(split.x[idx].contiguous(), split.y[idx].contiguous())
