@@ -27,7 +27,10 @@ nox.options.sessions = ["tests"]
 TORCH_PAIR = ("torch==2.14.1", "torchvision==0.29.1")
 VENV = os.environ.get("POOLREPRO_VENV", ".venv")
 PAPERS = ("poolskip", "softpool", "allconv", "s3net")
-APT_PACKAGES = ("dataset-fashion-mnist",)
+# Fashion-MNIST (the mini tier's data), then the build dependencies of the ffcv extra.
+# Fashion-MNIST (mini tier data), PostgreSQL (real-DB tests), FFCV's build dependencies.
+APT_PACKAGES = ("dataset-fashion-mnist", "postgresql", "pkg-config", "libopencv-dev",
+                "libturbojpeg0-dev", "build-essential")
 
 
 def _uv_env() -> dict[str, str]:
@@ -56,8 +59,8 @@ def ensure_system_packages(session: nox.Session) -> None:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     if sudo and shutil.which("sudo") is None:
-        session.error(f"missing Debian packages {missing}: run `apt-get install {' '.join(missing)}`"
-                      f" as root")
+        session.error(f"missing Debian packages {missing}: run "
+                      f"`apt-get install {' '.join(missing)}` as root")
     session.run(*sudo, "apt-get", "update", "-qq", external=True)
     session.run(*sudo, "apt-get", "install", "-y", "-qq", *missing, external=True,
                 env={"DEBIAN_FRONTEND": "noninteractive"})
@@ -79,8 +82,10 @@ def install(session: nox.Session, extras: str = "all") -> str:
     with open("pyproject.toml", "rb") as f:
         stamp = hashlib.sha256(f.read() + repr((TORCH_PAIR, extras)).encode()).hexdigest()
     stamp_file = os.path.join(VENV, ".poolrepro-stamp")
-    if os.path.exists(stamp_file) and open(stamp_file).read() == stamp:
-        return py
+    if os.path.exists(stamp_file):
+        with open(stamp_file) as f:
+            if f.read() == stamp:
+                return py
     if uv:
         pip = [uv, "pip", "install", "--python", py]
         env = _uv_env()

@@ -19,7 +19,7 @@ from typing import Any
 
 
 class UnknownNameError(KeyError):
-    """A name that is in no registry. ``str()`` names the registry and suggests the closest names."""
+    """A name in no registry; ``str()`` names the registry and suggests the closest names."""
 
     def __init__(self, kind: str, name: str, suggestions: list[str], known: list[str]):
         self.kind, self.name, self.suggestions, self.known = kind, name, suggestions, known
@@ -88,7 +88,7 @@ class Registry:
         if key in self._entries or key in self._aliases:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         norm_aliases = [self._norm(a) for a in aliases]
-        for alias, a in zip(aliases, norm_aliases):
+        for alias, a in zip(aliases, norm_aliases, strict=True):
             if a in self._entries or a in self._aliases or a == key:
                 raise ValueError(f"{self.kind} alias {alias!r} clashes with an existing name")
         self._entries[key] = Entry(key, target, tuple(aliases), help, dict(meta))

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import copy
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from registry._registry import did_you_mean
 from suite.errors import ClaimsError, SpecProblem
@@ -87,7 +88,8 @@ class _Checker:
             if key not in allowed:
                 hint = did_you_mean(key, list(allowed), n=1)
                 extra = f" Did you mean '{hint[0]}'?" if hint else ""
-                self.add(where, field, f"unknown key.{extra} Allowed: {', '.join(sorted(allowed))}.")
+                self.add(where, field,
+                         f"unknown key.{extra} Allowed: {', '.join(sorted(allowed))}.")
                 continue
             if isinstance(allowed, dict):
                 want = allowed[key]
@@ -107,7 +109,7 @@ def _check_names(chk: _Checker, where: str, prefix: str, recipe: dict[str, Any])
 
     for field, reg in (("task", TASKS), ("model", registry.MODELS), ("dataset", registry.DATASETS)):
         name = recipe.get(field)
-        if isinstance(name, str) and name not in reg:
+        if isinstance(name, str) and name and name not in reg:
             hint = did_you_mean(name, reg.names() + list(reg._aliases))
             extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
             chk.add(where, prefix + field,
@@ -140,6 +142,15 @@ def _check_recipe_values(chk: _Checker, where: str, prefix: str, r: dict[str, An
     t = r.get("timeout_s")
     if isinstance(t, (int, float)) and t <= 0:
         chk.add(where, prefix + "timeout_s", f"must be positive seconds, got {t}")
+
+
+def _uses(task: Any) -> tuple[str, ...]:
+    """Which of model/dataset a task needs (task meta ``uses``; both by default)."""
+    from tasks import TASKS
+
+    if not isinstance(task, str) or task not in TASKS:
+        return ("model", "dataset")
+    return tuple(TASKS.entry(task).meta.get("uses", ("model", "dataset")))
 
 
 def _metrics_of(task: str) -> tuple[str, ...] | None:
@@ -206,8 +217,8 @@ def load_claims(path: str | Path = "tasks.toml") -> tuple[dict[str, Paper], list
     """Parse and validate the whole file; raise :class:`ClaimsError` listing every problem."""
     path = Path(path)
     if not path.is_file():
-        raise ClaimsError(str(path), [SpecProblem("file", "path", "no such file; pass --tasks "
-                                                                  "PATH or run from the repo root")])
+        raise ClaimsError(str(path), [SpecProblem(
+            "file", "path", "no such file; pass --tasks PATH or run from the repo root")])
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
@@ -363,7 +374,7 @@ def _dedupe(problems: list[SpecProblem]) -> list[SpecProblem]:
 
 def _build_form(chk: _Checker, where: str, prefix: str, r: dict[str, Any]) -> TierForm | None:
     n_before = len(chk.problems)
-    for req in ("task", "model", "dataset"):
+    for req in ("task", *_uses(r.get("task"))):
         if not isinstance(r.get(req), str):
             chk.add(where, prefix + req, "is required (here, in [defaults], or via extends)")
     _check_recipe_values(chk, where, prefix, r)
@@ -378,7 +389,7 @@ def _build_form(chk: _Checker, where: str, prefix: str, r: dict[str, Any]) -> Ti
     if bad_type or len(chk.problems) > n_before:
         return None
     return TierForm(
-        task=r["task"], model=r["model"], dataset=r["dataset"],
+        task=r["task"], model=r.get("model", ""), dataset=r.get("dataset", ""),
         model_args=dict(r.get("model_args") or {}), dataset_args=dict(r.get("dataset_args") or {}),
         params=dict(r.get("params") or {}), seeds=tuple(r.get("seeds") or (0, 1, 2)),
         min_runs=int(r.get("min_runs", 2)), device=str(r.get("device", "auto")),

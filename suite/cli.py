@@ -348,7 +348,7 @@ def _print_report(engine, claims, tier, seeds, markdown=False, as_json=False) ->
     t = Table(title=f"verdicts, tier {tier}")
     for h in report.HEADERS:
         t.add_column(h, overflow="fold")
-    for cells, r in zip(report.table_rows(rows), rows):
+    for cells, r in zip(report.table_rows(rows), rows, strict=True):
         style = STATUS_STYLE.get(r.verdict.status, "")
         t.add_row(*cells[:-1], f"[{style}]{cells[-1]}[/]")
     out.print(t)

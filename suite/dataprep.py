@@ -111,6 +111,7 @@ def cmd_data(args) -> int:
 
 
 def _prepare(args, beton) -> int:
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -122,9 +123,11 @@ def _prepare(args, beton) -> int:
     from rich.table import Table
 
     import registry
+    from registry.datasets.base import DatasetError
     from suite.ui import console, out
 
     targets = _targets(args)
+    failed: list[str] = []
     if not beton.ffcv_installed():
         raise SuiteError(f"FFCV is not installed; {beton.ENABLE_HINT}")
     d = beton.beton_dir(args.cache_dir)
@@ -145,8 +148,17 @@ def _prepare(args, beton) -> int:
                 return lambda done, total: progress.update(task, completed=done)
 
             console.print(f"loading {name} {json.dumps(dargs, sort_keys=True)}")
-            for r in beton.prepare(name, dargs, args.cache_dir, args.workers, args.force,
-                                   on_split):
+            try:
+                results = beton.prepare(name, dargs, args.cache_dir, args.workers, args.force,
+                                        on_split)
+            except DatasetError as e:
+                if not args.tier:
+                    raise
+                failed.append(name)  # --tier: prepare what is here, name what is not
+                t.add_row(name, json.dumps(dargs, sort_keys=True), "", "", "",
+                          f"[yellow]not prepared[/]: {escape(str(e))}", "", "")
+                continue
+            for r in results:
                 t.add_row(r["dataset"], json.dumps(r["dataset_args"], sort_keys=True),
                           r["split"], str(r["count"]), "×".join(map(str, r["item_shape"])),
                           r["status"], os.path.basename(r["path"]), r["sha256"][:12])
@@ -157,7 +169,10 @@ def _prepare(args, beton) -> int:
                       f"{beton.CACHE_ENV}={d.resolve()} (now: {env or 'unset'})")
     console.print("runs with params.loader = 'auto' (default) or 'ffcv' and these exact "
                   "dataset args now load through FFCV")
-    return 0
+    if failed:
+        console.print(f"[yellow]{len(failed)} dataset(s) not prepared[/] "
+                      f"({', '.join(sorted(set(failed)))}): see the table for the fix")
+    return 1 if failed else 0
 
 
 def _ls(beton, d, verify: bool) -> int:

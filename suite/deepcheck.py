@@ -53,16 +53,18 @@ def _task_params(task: str) -> set[str] | None:
 
 
 def check_form(where: str, prefix: str, form: TierForm, problems: list[SpecProblem]) -> None:
-    try:
-        mfn = MODELS.get(form.model)
-        dfn = DATASETS.get(form.dataset)
-    except Exception as e:  # an entry whose module is broken
-        problems.append(SpecProblem(where, prefix + "model", f"cannot import: {e}"))
-        return
-    _check_keys(problems, where, prefix + "model_args", form.model_args, _accepted(mfn),
-                f"model {form.model!r}")
-    _check_keys(problems, where, prefix + "dataset_args", form.dataset_args, _accepted(dfn),
-                f"dataset {form.dataset!r}")
+    for field, reg, args in (("model", MODELS, form.model_args),
+                             ("dataset", DATASETS, form.dataset_args)):
+        name = getattr(form, field)
+        if not name:
+            continue  # a task that needs no model/dataset (e.g. kernel_bench)
+        try:
+            fn = reg.get(name)
+        except Exception as e:  # an entry whose module is broken
+            problems.append(SpecProblem(where, prefix + field, f"cannot import {name!r}: {e}"))
+            continue
+        _check_keys(problems, where, f"{prefix}{field}_args", args, _accepted(fn),
+                    f"{field} {name!r}")
     _check_keys(problems, where, prefix + "params", form.params, _task_params(form.task),
                 f"task {form.task!r}")
 

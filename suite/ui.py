@@ -17,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+
 def _console(stderr: bool) -> Console:
     c = Console(stderr=stderr)
     return c if c.is_terminal else Console(stderr=stderr, width=160)

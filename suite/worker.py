@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     prov = raw.get("provenance") if "spec" in raw else None
     try:
-        spec = RunSpec.from_dict(raw["spec"] if "spec" in raw else raw)
+        spec = RunSpec.from_dict(raw.get("spec", raw))
     except TypeError as e:
         print(f"error: {args.spec} is not a RunSpec: {e}", file=sys.stderr)
         return 2

@@ -19,6 +19,9 @@ grad_clip          clip the global grad norm (default none)
 select             ``last`` epoch (default) or ``min_train_loss`` (PoolSkip's rule: report
                    test accuracy at the epoch of lowest training loss)
 loader             ``auto`` | ``tensor`` | ``torch`` (| ``ffcv`` when installed)
+init               ``default`` (the model's own), ``kaiming_normal`` (He et al. 2015,
+                   fan-in, ReLU gain; biases 0) or ``xavier`` (Glorot uniform) for every
+                   conv/linear weight — deep nets without BN (All-CNN) need one of these
 =================  =====================================================================
 
 Metrics: ``top1``/``top5`` accuracy and ``top1_err``/``top5_err`` in %, ``test_loss``,
@@ -52,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "milestones": [], "gamma": 0.1, "warmup_epochs": 0, "label_smoothing": 0.0,
     "augment": {}, "amp": "auto", "channels_last": "auto", "compile": False,
     "grad_clip": None, "select": "last", "loader": "auto", "max_loss": 1e4,
-    "num_workers": 0,
+    "num_workers": 0, "init": "default",
 }
 
 
@@ -65,7 +68,19 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
         msg = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
                         for k, h in sorted(hints.items()))
         raise ValueError(f"train_eval: unknown params {msg}; known: {', '.join(sorted(DEFAULTS))}")
-    return {**DEFAULTS, **params}
+    p = {**DEFAULTS, **params}
+    choices = {"select": ("last", "min_train_loss"), "optimizer": ("sgd", "adamw"),
+               "schedule": ("multistep", "cosine", "onecycle", "constant"),
+               "amp": ("auto", True, False), "channels_last": ("auto", True, False),
+               "init": ("default", "kaiming_normal", "xavier")}
+    for key, allowed in choices.items():  # checked up front: a typo must not waste a run
+        if p[key] not in allowed or (isinstance(p[key], str) and key in ("amp", "channels_last")
+                                     and p[key] != "auto"):
+            raise ValueError(f"params.{key} = {p[key]!r} is not one of "
+                             f"{', '.join(repr(a) for a in allowed)}")
+    if not isinstance(p["epochs"], int) or p["epochs"] < 1:
+        raise ValueError(f"params.epochs must be an integer ≥ 1, got {p['epochs']!r}")
+    return p
 
 
 # -- data --------------------------------------------------------------------------------
@@ -91,20 +106,28 @@ class TensorLoader:
 
 def make_loader(split, batch_size: int, shuffle: bool, seed: int, p: dict[str, Any],
                 ctx: TaskContext, drop_last: bool = False):
-    choice = p["loader"]
-    if choice in ("auto", "tensor") and split.in_memory:
-        ctx.provenance.setdefault("loader", "tensor (in-memory, batched augmentation on device)")
+    """The loader ``params.loader`` asks for (see :func:`tasks.ffcv_loader.choose_loader`).
+
+    The choice and its reason go to ``ctx.provenance["loader"]`` / ``["loader_reason"]``
+    (the first call, the training split's); ``["loaders"]`` names the kind per split.
+    """
+    from tasks.ffcv_loader import FFCVLoader, choose_loader
+
+    kind, reason, beton_path = choose_loader(p["loader"], split, ctx.provenance.get("dataset"))
+    ctx.provenance.setdefault("loader", kind)
+    ctx.provenance.setdefault("loader_reason", reason)
+    ctx.provenance.setdefault("loaders", {})["train" if shuffle else "eval"] = kind
+    if kind == "ffcv":
+        ctx.provenance.setdefault("loader_beton", {})["train" if shuffle else "eval"] = (
+            beton_path.name)
+        # decoding threads = torch's CPU threads (FFCV sets torch's count to its own)
+        return FFCVLoader(beton_path, batch_size, shuffle, seed, drop_last, ctx.device)
+    if kind == "tensor":
         return TensorLoader(split, batch_size, shuffle, seed, drop_last)
-    if choice == "tensor":
-        raise ValueError("params.loader = 'tensor' needs an in-memory dataset; use 'torch'")
-    if choice == "ffcv":
-        raise ValueError("params.loader = 'ffcv' is not available: install the ffcv extra "
-                         "(see README) and run `python -m suite data prepare`")
     ds = split.dataset
     if ds is None:  # in-memory split forced through DataLoader
         ds = torch.utils.data.TensorDataset(split.x, split.y)
     g = torch.Generator().manual_seed(seed)
-    ctx.provenance.setdefault("loader", f"torch DataLoader (num_workers={p['num_workers']})")
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g,
                                        num_workers=int(p["num_workers"]), drop_last=drop_last)
 
@@ -143,6 +166,22 @@ def lr_factor(step: int, steps_per_epoch: int, p: dict[str, Any]) -> float:
     if kind == "onecycle":  # linear up for 30%, cosine down to 0
         return t / 0.3 if t < 0.3 else 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
     raise ValueError(f"params.schedule must be multistep/cosine/onecycle/constant, got {kind!r}")
+
+
+def reinit(model: nn.Module, scheme: str) -> None:
+    """Re-initialise every conv/linear weight (biases to 0) by ``scheme``."""
+    if scheme == "default":
+        return
+    if scheme not in ("kaiming_normal", "xavier"):
+        raise ValueError(f"params.init must be default, kaiming_normal or xavier, got {scheme!r}")
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+            if scheme == "kaiming_normal":
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            else:
+                nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 # -- evaluation ---------------------------------------------------------------------------
@@ -193,7 +232,9 @@ def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
 
     bundle = registry.create_dataset(spec.dataset, **spec.dataset_args)
     margs = {"num_classes": bundle.num_classes, "in_chans": bundle.in_chans, **spec.model_args}
-    model = registry.create_model(spec.model, **margs).to(device)
+    model = registry.create_model(spec.model, **margs)
+    reinit(model, p["init"])
+    model = model.to(device)
     params_m = sum(t.numel() for t in model.parameters()) / 1e6
 
     on_cuda = device.type == "cuda"
@@ -304,10 +345,11 @@ def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
 
 
 def _pool_paths(model: nn.Module) -> dict[str, str]:
-    """Which kernel path each pooling module type used (ops expose ``last_path``)."""
+    """Which kernel path each pooling module type used (SoftPool modules expose ``path``:
+    ``triton``, ``fused_cpu`` or ``reference``, see ``registry.pools.softpool``)."""
     out: dict[str, str] = {}
     for m in model.modules():
-        path = getattr(m, "last_path", None)
+        path = getattr(m, "path", None)
         if isinstance(path, str):
             out[type(m).__name__] = path
     return out

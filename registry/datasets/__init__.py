@@ -22,3 +22,21 @@ _R("cifar10", "registry.datasets.cifar:cifar10", aliases=("cifar_10",),
    help="CIFAR-10 from the official python pickle batches (cifar-10-batches-py)")
 _R("cifar100", "registry.datasets.cifar:cifar100", aliases=("cifar_100",),
    help="CIFAR-100 from the official python pickle files (cifar-100-python)")
+# user directories (item-decoding splits; nothing is downloaded)
+_R("tiny_imagenet", "registry.datasets.imagefolder:tiny_imagenet",
+   aliases=("tinyimagenet", "tiny_imagenet_200"),
+   help="TinyImageNet-200 from the official extracted zip (train/<wnid>/images, val/)")
+_R("imagenet", "registry.datasets.imagefolder:imagenet", aliases=("ilsvrc2012", "imagenet1k"),
+   help="ILSVRC-2012 from an ImageFolder tree <root>/{train,val}/<wnid>/*.JPEG")
+_R("imagefolder", "registry.datasets.imagefolder:imagefolder", aliases=("image_folder",),
+   help="any <root>/{train,test}/<class>/<image> tree")
+_R("ucf101", "registry.datasets.video_frames:ucf101", aliases=("ucf_101",),
+   help="UCF-101 from extracted frames <root>/.../<class>/<video_id>/*.jpg (+ official splits)")
+_R("hmdb51", "registry.datasets.video_frames:hmdb51", aliases=("hmdb_51",),
+   help="HMDB-51 from extracted frames <root>/.../<class>/<video_id>/*.jpg (+ official splits)")
+# derived from Fashion-MNIST (mini tier)
+_R("fashion_mnist_64", "registry.datasets.derived:fashion_mnist_64", aliases=("fmnist64",),
+   help="Fashion-MNIST resized to 56 and padded to 64x64, 3 channels (ImageNet-family models)")
+_R("moving_fashion", "registry.datasets.derived:moving_fashion",
+   aliases=("moving_fashion_mnist", "moving_fmnist"),
+   help="8-frame 64x64 clips of a Fashion-MNIST item drifting and bouncing (video models)")

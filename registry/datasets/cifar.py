@@ -63,7 +63,8 @@ def _read_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
         with open(path, "rb") as f:
             d = pickle.load(f, encoding="bytes")
     except Exception as e:  # truncated or not a pickle
-        raise DatasetError(f"{path} is corrupt or not a CIFAR pickle ({type(e).__name__}: {e})") from e
+        raise DatasetError(
+            f"{path} is corrupt or not a CIFAR pickle ({type(e).__name__}: {e})") from e
     if not isinstance(d, dict) or b"data" not in d or label_key not in d:
         raise DatasetError(f"{path} lacks the keys b'data' and {label_key!r}")
     x = np.asarray(d[b"data"], dtype=np.uint8)

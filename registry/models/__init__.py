@@ -1,4 +1,4 @@
-"""Model registry: ``registry.create_model(name, num_classes=..., in_chans=..., pool=..., skip=...)``.
+"""Model registry: ``registry.create_model(name, num_classes=, in_chans=, pool=, skip=)``.
 
 One file per family (timm style). Entries are lazy (``"module:attr"``) so listing and
 validating names never imports torch. Every factory takes ``num_classes`` and ``in_chans``;
@@ -135,7 +135,7 @@ for _a, _als in _IMNET_ALIASES.items():
 
 # --- video 3D CNNs (torchvision) ----------------------------------------------------------
 _M = "registry.models.video"
-for _a, _als in (("r3d_18", ("r3d18", "r3d-18")), ("mc3_18", ("mc3",)),
+for _a, _als in (("r3d_18", ("r3d18",)), ("mc3_18", ("mc3",)),
                  ("r2plus1d_18", ("r(2+1)d_18", "r2plus1d"))):
     _R(_a, f"{_M}:{_a}", aliases=_als, help=f"torchvision {_a} video ResNet (weights=None)",
        family="video", input_size=_VIDEO, paper="softpool")

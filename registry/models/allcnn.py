@@ -82,7 +82,8 @@ class AllCNN(nn.Module):
             raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
         if pool is not None and variant in ("strided", "all"):
             raise ValueError(
-                f"{variant}-CNN-{model.upper()} has no pooling layer to swap (pool={pool!r}); "
+                f"{_TITLE[variant].format(M=model.upper())} has no pooling layer to swap "
+                f"(pool={pool!r}); "
                 f"use the base or convpool variant")
         pool = "max" if pool is None else pool
         self.model, self.variant = model, variant

@@ -187,8 +187,9 @@ def _wide(depth: int, poolskip: bool):
 
     suffix = "_poolskip" if poolskip else ""
     factory.__name__ = f"cifar_resnet{depth}{suffix}"
+    what = " with PoolSkip after every residual-branch conv" if poolskip else ""
     factory.__doc__ = (
-        f"CIFAR ResNet-{depth}{' with PoolSkip after every residual-branch conv' if poolskip else ''}"
+        f"CIFAR ResNet-{depth}{what}"
         f" (Sun et al., AAAI 2025; weiaicunzai/pytorch-cifar100 code base). "
         f"See :func:`cifar_resnet`.")
     return factory

@@ -19,7 +19,8 @@ facts only, HEAD d225988 / 325e2cb):
   - linear. The script concatenates ``[h_L, x, h_1, …, h_{L−1}]``; we concatenate
   ``[x, h_1, …, h_L]`` — the same set of maps in another channel order, so the function class
   and the parameter count are identical.
-* **ImageNet / TinyImageNet** (``ImageNet/S3Net.py``, ``TinyImageNet/SparseShortcutTopologyModels.py``):
+* **ImageNet / TinyImageNet** (``ImageNet/S3Net.py``,
+  ``TinyImageNet/SparseShortcutTopologyModels.py``):
   torchvision's DenseNet-BC skeleton (7×7/2 stem conv, BN, ReLU, 3×3/2 max pool; bottleneck
   layers BN-ReLU-1×1 conv (4k)-BN-ReLU-3×3 conv (k); transitions halve the channels; final
   BN-ReLU-global average-linear) with the sparse block wiring. ``s3net_new1`` = k 96, blocks

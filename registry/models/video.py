@@ -48,8 +48,9 @@ def _named(arch: str, default_pool: str | None):
         return build(arch, num_classes, in_chans, pool, where, geometry)
 
     factory.__name__ = arch + ("_softpool" if default_pool else "")
-    factory.__doc__ = (f"torchvision {arch} (weights=None){' with 3D SoftPool' if default_pool else ''};"
-                       f" see :func:`build`.")
+    what = " with 3D SoftPool" if default_pool else ""
+    factory.__doc__ = f"torchvision {arch} (weights=None){what}; see :func:`build`."
+
     return factory
 
 

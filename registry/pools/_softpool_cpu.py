@@ -13,8 +13,10 @@ in max pooling. ``exp`` is evaluated only at ``t = x - max <= 0`` by a branch-fr
 Cody-Waite/Cephes-style routine that gcc vectorises (AVX2 here); arguments below the
 underflow limit give exactly 0.
 
-Parallelism: planes are split into one chunk per torch intra-op thread and the chunks run in
-Python threads (ctypes releases the GIL), so no second OpenMP runtime is loaded.
+Parallelism: an OpenMP loop over planes with ``torch.get_num_threads()`` threads. The library
+links ``libgomp.so.1``, which the loader resolves to the copy torch already loaded, so it
+shares torch's OpenMP thread pool (two runtimes would spin against each other on a small
+CPU). Without ``-fopenmp`` support it builds single-threaded.
 
 Build cache: ``$POOLREPRO_CACHE`` or ``~/.cache/poolrepro``, keyed by a hash of the source,
 the flags and the CPU model. If no C compiler works, :func:`available` is False and SoftPool
@@ -27,11 +29,11 @@ import ctypes
 import hashlib
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -39,6 +41,7 @@ import torch
 C_SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 
 typedef int64_t i64;
 
@@ -90,6 +93,37 @@ static inline double exp_neg_d(double t) {
     return t < lo ? 0.0 : e * scale;
 }
 
+/* log(x) for positive normal x (window sums), float: x = 2^e * f with f in [sqrt(1/2), sqrt(2)),
+   log f by Cephes' logf polynomial, branch-free so that gcc vectorises it. */
+static inline float log_pos_f(float x) {
+    int32_t b;
+    memcpy(&b, &x, sizeof b);
+    int32_t e = ((b >> 23) & 0xff) - 127;
+    int32_t mb = (b & 0x7fffff) | 0x3f800000;
+    float f;
+    memcpy(&f, &mb, sizeof f);
+    int32_t big = f > 1.41421356237f;
+    f = big ? f * 0.5f : f;
+    float ef = (float)(e + big);
+    f = f - 1.0f;
+    float z = f * f;
+    float y = 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f;
+    y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f;
+    y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f;
+    y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f;
+    y = y * f + 3.3333331174e-1f;
+    y = y * f * z;
+    y += -2.12194440e-4f * ef;
+    y += -0.5f * z;
+    return f + y + 0.693359375f * ef;
+}
+
+static inline double log_pos_d(double x) { return __builtin_log(x); }
+
 /* Output positions [lo, hi) whose window tap j lands inside [0, L). */
 static void tap_range(i64 j, i64 L, i64 O, i64 s, i64 p, i64 *lo, i64 *hi) {
     i64 a = p - j; /* need o*s >= a */
@@ -101,114 +135,209 @@ static void tap_range(i64 j, i64 L, i64 O, i64 s, i64 p, i64 *lo, i64 *hi) {
     *lo = l;
     *hi = h;
 }
+"""
 
-#define DEFINE_SOFTPOOL(T, SUF, EXP, TMAX)                                                     \
-/* y = sum(e*x)/sum(e), m = window max, den = sum(e) with e = exp(x - m); per plane. */        \
-void softpool_fwd_##SUF(const T *restrict x, T *restrict y, T *restrict m, T *restrict den,   \
-                        i64 p0, i64 p1, const i64 *g) {                                        \
-    const i64 D = g[0], H = g[1], W = g[2], OD = g[3], OH = g[4], OW = g[5];                   \
-    const i64 KD = g[6], KH = g[7], KW = g[8], SD = g[9], SH = g[10], SW = g[11];              \
-    const i64 PD = g[12], PH = g[13], PW = g[14];                                              \
-    i64 lo[64], hi[64];                                                                        \
-    for (i64 j = 0; j < KW; j++) tap_range(j, W, OW, SW, PW, &lo[j], &hi[j]);                  \
-    for (i64 pl = p0; pl < p1; pl++) {                                                         \
-        const T *xp = x + pl * D * H * W;                                                      \
-        for (i64 od = 0; od < OD; od++) {                                                      \
-            i64 d0 = od * SD - PD, dlo = d0 < 0 ? 0 : d0, dhi = d0 + KD > D ? D : d0 + KD;     \
-            for (i64 oh = 0; oh < OH; oh++) {                                                  \
-                i64 h0 = oh * SH - PH, hlo = h0 < 0 ? 0 : h0, hhi = h0 + KH > H ? H : h0 + KH; \
-                i64 o = ((pl * OD + od) * OH + oh) * OW;                                       \
-                T *restrict mo = m + o, *restrict so = den + o, *restrict yo = y + o;          \
-                for (i64 ow = 0; ow < OW; ow++) { mo[ow] = -(TMAX); so[ow] = 0; yo[ow] = 0; }  \
-                for (i64 id = dlo; id < dhi; id++)                                             \
-                    for (i64 ih = hlo; ih < hhi; ih++) {                                       \
-                        const T *restrict row = xp + (id * H + ih) * W - PW;                   \
-                        for (i64 j = 0; j < KW; j++) {                                         \
-                            const T *restrict rj = row + j;                                    \
-                            for (i64 ow = lo[j]; ow < hi[j]; ow++) {                           \
-                                T v = rj[ow * SW];                                             \
-                                mo[ow] = v > mo[ow] ? v : mo[ow];                              \
-                            }                                                                  \
-                        }                                                                      \
-                    }                                                                          \
-                for (i64 id = dlo; id < dhi; id++)                                             \
-                    for (i64 ih = hlo; ih < hhi; ih++) {                                       \
-                        const T *restrict row = xp + (id * H + ih) * W - PW;                   \
-                        for (i64 j = 0; j < KW; j++) {                                         \
-                            const T *restrict rj = row + j;                                    \
-                            for (i64 ow = lo[j]; ow < hi[j]; ow++) {                           \
-                                T v = rj[ow * SW];                                             \
-                                T e = EXP(v - mo[ow]);                                         \
-                                so[ow] += e;                                                   \
-                                yo[ow] += e * (v - mo[ow]);                                    \
-                            }                                                                  \
-                        }                                                                      \
-                    }                                                                          \
-                for (i64 ow = 0; ow < OW; ow++) yo[ow] = mo[ow] + yo[ow] / so[ow];             \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
-}                                                                                              \
-                                                                                               \
-/* gx_i = sum over windows w containing i of g_w * exp(x_i - lse_w) * (1 + x_i - y_w). */     \
-void softpool_bwd_##SUF(const T *restrict x, const T *restrict y, const T *restrict lse,      \
-                        const T *restrict gy, T *restrict gx, T *restrict buf,                 \
-                        i64 p0, i64 p1, const i64 *g) {                                        \
-    const i64 D = g[0], H = g[1], W = g[2], OD = g[3], OH = g[4], OW = g[5];                   \
-    const i64 KD = g[6], KH = g[7], KW = g[8], SD = g[9], SH = g[10], SW = g[11];              \
-    const i64 PD = g[12], PH = g[13], PW = g[14];                                              \
-    i64 lo[64], hi[64];                                                                        \
-    for (i64 j = 0; j < KW; j++) tap_range(j, W, OW, SW, PW, &lo[j], &hi[j]);                  \
-    T *restrict gp0 = buf; /* per-call scratch of OW values: g_w and 1 - y_w */                \
-    T *restrict c1 = buf + OW;                                                                 \
-    for (i64 pl = p0; pl < p1; pl++) {                                                         \
-        const T *xp = x + pl * D * H * W;                                                      \
-        T *gxp = gx + pl * D * H * W;                                                          \
-        memset(gxp, 0, sizeof(T) * D * H * W);                                                 \
-        for (i64 od = 0; od < OD; od++) {                                                      \
-            i64 d0 = od * SD - PD, dlo = d0 < 0 ? 0 : d0, dhi = d0 + KD > D ? D : d0 + KD;     \
-            for (i64 oh = 0; oh < OH; oh++) {                                                  \
-                i64 h0 = oh * SH - PH, hlo = h0 < 0 ? 0 : h0, hhi = h0 + KH > H ? H : h0 + KH; \
-                i64 o = ((pl * OD + od) * OH + oh) * OW;                                       \
-                const T *restrict lo_ = lse + o;                                               \
-                for (i64 ow = 0; ow < OW; ow++) {                                              \
-                    gp0[ow] = gy[o + ow];                                                      \
-                    c1[ow] = 1 - y[o + ow];                                                    \
-                }                                                                              \
-                for (i64 id = dlo; id < dhi; id++)                                             \
-                    for (i64 ih = hlo; ih < hhi; ih++) {                                       \
-                        const T *restrict row = xp + (id * H + ih) * W - PW;                   \
-                        T *restrict grow = gxp + (id * H + ih) * W - PW;                       \
-                        for (i64 j = 0; j < KW; j++) {                                         \
-                            const T *restrict rj = row + j;                                    \
-                            T *restrict gj = grow + j;                                         \
-                            for (i64 ow = lo[j]; ow < hi[j]; ow++) {                           \
-                                T v = rj[ow * SW];                                             \
-                                gj[ow * SW] += gp0[ow] * EXP(v - lo_[ow]) * (c1[ow] + v);      \
-                            }                                                                  \
-                        }                                                                      \
-                    }                                                                          \
-            }                                                                                  \
-        }                                                                                      \
-    }                                                                                          \
+# One kernel pair, instantiated for float and double by textual substitution of
+# T / SUF / EXP / LOG / TMAX / SHIFT (see C_SOURCE below).
+_KERNELS = r"""
+/* Forward over planes [0, planes): y = m + sum(e (x - m)) / sum(e), lse = m + log(sum(e)),
+   e = exp(x - m), m = window max (padded taps excluded by clipping the window).
+   Fast rows (windows overlapping along W): when every window max in an output row is within
+   SHIFT of the row's largest window max c, the exponentials are taken once per input element
+   of the row band against the shared shift c (contiguous, and shared by overlapping
+   windows); otherwise each window uses its own max. Both are exact up to rounding (terms
+   below e^-47 relative are dropped). */
+void softpool_fwd_SUF(const T *restrict x, T *restrict y, T *restrict lse,
+                      i64 planes, int nthreads, const i64 *g) {
+    const i64 D = g[0], H = g[1], W = g[2], OD = g[3], OH = g[4], OW = g[5];
+    const i64 KD = g[6], KH = g[7], KW = g[8], SD = g[9], SH = g[10], SW = g[11];
+    const i64 PD = g[12], PH = g[13], PW = g[14];
+    i64 lo[64], hi[64];
+    for (i64 j = 0; j < KW; j++) tap_range(j, W, OW, SW, PW, &lo[j], &hi[j]);
+    #pragma omp parallel num_threads(nthreads)
+    {
+    T *mo = malloc(sizeof(T) * (2 * OW + 2 * W)); /* row scratch: max, exp sum, e, e*d */
+    T *so = mo + OW, *er = so + OW, *xe = er + W;
+    #pragma omp for schedule(static)
+    for (i64 pl = 0; pl < planes; pl++) {
+        const T *xp = x + pl * D * H * W;
+        for (i64 od = 0; od < OD; od++) {
+            i64 d0 = od * SD - PD, dlo = d0 < 0 ? 0 : d0, dhi = d0 + KD > D ? D : d0 + KD;
+            for (i64 oh = 0; oh < OH; oh++) {
+                i64 h0 = oh * SH - PH, hlo = h0 < 0 ? 0 : h0, hhi = h0 + KH > H ? H : h0 + KH;
+                i64 o = ((pl * OD + od) * OH + oh) * OW;
+                T *restrict yo = y + o, *restrict lo_ = lse + o;
+                for (i64 ow = 0; ow < OW; ow++) { mo[ow] = -(TMAX); so[ow] = 0; yo[ow] = 0; }
+                for (i64 id = dlo; id < dhi; id++)
+                    for (i64 ih = hlo; ih < hhi; ih++) {
+                        const T *restrict row = xp + (id * H + ih) * W - PW;
+                        for (i64 j = 0; j < KW; j++) {
+                            const T *restrict rj = row + j;
+                            for (i64 ow = lo[j]; ow < hi[j]; ow++) {
+                                T v = rj[ow * SW];
+                                mo[ow] = v > mo[ow] ? v : mo[ow];
+                            }
+                        }
+                    }
+                T c = mo[0];
+                int fast = KW > SW; /* shared exponentials only pay when windows overlap */
+                for (i64 ow = 1; ow < OW && fast; ow++) c = mo[ow] > c ? mo[ow] : c;
+                for (i64 ow = 0; ow < OW && fast; ow++) fast &= mo[ow] >= c - SHIFT;
+                if (fast) {
+                    for (i64 id = dlo; id < dhi; id++)
+                        for (i64 ih = hlo; ih < hhi; ih++) {
+                            const T *restrict xr = xp + (id * H + ih) * W;
+                            for (i64 iw = 0; iw < W; iw++) {
+                                T d = xr[iw] - c;
+                                d = d > 0 ? 0 : d; /* only inputs outside every window */
+                                d = d < -(TMAX) ? -(TMAX) : d;
+                                T e = EXP(d);
+                                er[iw] = e;
+                                xe[iw] = e * d;
+                            }
+                            for (i64 j = 0; j < KW; j++) {
+                                const T *restrict ej = er - PW + j, *restrict xj = xe - PW + j;
+                                for (i64 ow = lo[j]; ow < hi[j]; ow++) {
+                                    so[ow] += ej[ow * SW];
+                                    yo[ow] += xj[ow * SW];
+                                }
+                            }
+                        }
+                    for (i64 ow = 0; ow < OW; ow++) {
+                        lo_[ow] = c + LOG(so[ow]);
+                        yo[ow] = c + yo[ow] / so[ow];
+                    }
+                } else {
+                    for (i64 id = dlo; id < dhi; id++)
+                        for (i64 ih = hlo; ih < hhi; ih++) {
+                            const T *restrict row = xp + (id * H + ih) * W - PW;
+                            for (i64 j = 0; j < KW; j++) {
+                                const T *restrict rj = row + j;
+                                for (i64 ow = lo[j]; ow < hi[j]; ow++) {
+                                    T d = rj[ow * SW] - mo[ow];
+                                    d = d < -(TMAX) ? -(TMAX) : d; /* -inf on overflow */
+                                    T e = EXP(d);
+                                    so[ow] += e;
+                                    yo[ow] += e * d;
+                                }
+                            }
+                        }
+                    for (i64 ow = 0; ow < OW; ow++) {
+                        lo_[ow] = mo[ow] + LOG(so[ow]);
+                        yo[ow] = mo[ow] + yo[ow] / so[ow];
+                    }
+                }
+            }
+        }
+    }
+    free(mo);
+    }
 }
 
-DEFINE_SOFTPOOL(float, f32, exp_neg_f, 3.402823466e+38f)
-DEFINE_SOFTPOOL(double, f64, exp_neg_d, 1.7976931348623157e+308)
+/* Backward: gx_i = sum over windows w containing i of g_w exp(x_i - lse_w) (1 + x_i - y_w).
+   Fast rows (overlap along W, every lse in the output row within SHIFT of the largest, c) use
+   exp(x_i - lse_w) = exp(x_i - c) / exp(lse_w - c): one exponential per input of the band
+   and one per output instead of one per (window, tap). */
+void softpool_bwd_SUF(const T *restrict x, const T *restrict y, const T *restrict lse,
+                      const T *restrict gy, T *restrict gx, i64 planes, int nthreads,
+                      const i64 *g) {
+    const i64 D = g[0], H = g[1], W = g[2], OD = g[3], OH = g[4], OW = g[5];
+    const i64 KD = g[6], KH = g[7], KW = g[8], SD = g[9], SH = g[10], SW = g[11];
+    const i64 PD = g[12], PH = g[13], PW = g[14];
+    i64 lo[64], hi[64];
+    for (i64 j = 0; j < KW; j++) tap_range(j, W, OW, SW, PW, &lo[j], &hi[j]);
+    #pragma omp parallel num_threads(nthreads)
+    {
+    T *gq = malloc(sizeof(T) * (2 * OW + W)); /* row scratch: scaled g, 1 - y, e */
+    T *c1 = gq + OW, *er = c1 + OW;
+    #pragma omp for schedule(static)
+    for (i64 pl = 0; pl < planes; pl++) {
+        const T *xp = x + pl * D * H * W;
+        T *gxp = gx + pl * D * H * W;
+        memset(gxp, 0, sizeof(T) * D * H * W);
+        for (i64 od = 0; od < OD; od++) {
+            i64 d0 = od * SD - PD, dlo = d0 < 0 ? 0 : d0, dhi = d0 + KD > D ? D : d0 + KD;
+            for (i64 oh = 0; oh < OH; oh++) {
+                i64 h0 = oh * SH - PH, hlo = h0 < 0 ? 0 : h0, hhi = h0 + KH > H ? H : h0 + KH;
+                i64 o = ((pl * OD + od) * OH + oh) * OW;
+                const T *restrict lo_ = lse + o;
+                T c = lo_[0];
+                int fast = KW > SW; /* shared exponentials only pay when windows overlap */
+                for (i64 ow = 1; ow < OW && fast; ow++) c = lo_[ow] > c ? lo_[ow] : c;
+                for (i64 ow = 0; ow < OW && fast; ow++) fast &= lo_[ow] >= c - SHIFT;
+                for (i64 ow = 0; ow < OW; ow++) {
+                    c1[ow] = 1 - y[o + ow];
+                    gq[ow] = fast ? gy[o + ow] / EXP(lo_[ow] - c) : gy[o + ow];
+                }
+                for (i64 id = dlo; id < dhi; id++)
+                    for (i64 ih = hlo; ih < hhi; ih++) {
+                        const T *restrict xr = xp + (id * H + ih) * W;
+                        const T *restrict row = xr - PW;
+                        T *restrict grow = gxp + (id * H + ih) * W - PW;
+                        if (fast) {
+                            for (i64 iw = 0; iw < W; iw++) {
+                                T d = xr[iw] - c;
+                                er[iw] = EXP(d > 0 ? 0 : d);
+                            }
+                            for (i64 j = 0; j < KW; j++) {
+                                const T *restrict rj = row + j, *restrict ej = er - PW + j;
+                                T *restrict gj = grow + j;
+                                for (i64 ow = lo[j]; ow < hi[j]; ow++) {
+                                    T e = ej[ow * SW];
+                                    T t = gq[ow] * e * (c1[ow] + rj[ow * SW]);
+                                    gj[ow * SW] += e > 0 ? t : 0; /* 1 + x - y may overflow */
+                                }
+                            }
+                        } else {
+                            for (i64 j = 0; j < KW; j++) {
+                                const T *restrict rj = row + j;
+                                T *restrict gj = grow + j;
+                                for (i64 ow = lo[j]; ow < hi[j]; ow++) {
+                                    T v = rj[ow * SW];
+                                    T w = EXP(v - lo_[ow]);
+                                    T t = gq[ow] * w * (c1[ow] + v);
+                                    gj[ow * SW] += w > 0 ? t : 0; /* 1 + x - y may overflow */
+                                }
+                            }
+                        }
+                    }
+            }
+        }
+    }
+    free(gq);
+    }
+}
 """
+
+_TYPES = {
+    "f32": {"T": "float", "EXP": "exp_neg_f", "LOG": "log_pos_f", "TMAX": "3.402823466e+38f",
+            "SHIFT": "40.0f"},
+    "f64": {"T": "double", "EXP": "exp_neg_d", "LOG": "log_pos_d",
+            "TMAX": "1.7976931348623157e+308", "SHIFT": "40.0"},
+}
+
+
+def _instantiate(suffix: str) -> str:
+    src = _KERNELS.replace("_SUF(", f"_{suffix}(")
+    for name, val in _TYPES[suffix].items():
+        src = re.sub(rf"\b{name}\b", val, src)
+    return src
+
+
+C_SOURCE = C_SOURCE + _instantiate("f32") + _instantiate("f64")
 
 #: Widest window along W that the kernel's fixed tap tables hold.
 MAX_KW = 64
 
 _FLAG_SETS = (
-    ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"],
+    ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"],
+    ["-O3", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"],
     ["-O3", "-fno-math-errno", "-fno-trapping-math"],
 )
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _error: str | None = None
-_pool: ThreadPoolExecutor | None = None
 
 
 def _cache_dir() -> Path:
@@ -253,10 +382,12 @@ def _build() -> ctypes.CDLL:
         lib = ctypes.CDLL(str(out))
         for suf in ("f32", "f64"):
             fwd = getattr(lib, f"softpool_fwd_{suf}")
-            fwd.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64] * 2 + [ctypes.c_void_p]
+            fwd.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_int,
+                                                    ctypes.c_void_p]
             fwd.restype = None
             bwd = getattr(lib, f"softpool_bwd_{suf}")
-            bwd.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int64] * 2 + [ctypes.c_void_p]
+            bwd.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64, ctypes.c_int,
+                                                    ctypes.c_void_p]
             bwd.restype = None
         return lib
     raise RuntimeError("could not compile the SoftPool CPU kernel: " + " | ".join(errors))
@@ -285,19 +416,8 @@ def error() -> str | None:
     return _error
 
 
-def _run_chunks(fn, planes: int, make_args) -> None:
-    """Call ``fn(*make_args(p0, p1))`` over plane chunks, one per intra-op thread."""
-    global _pool
-    nt = max(1, min(torch.get_num_threads(), planes))
-    if nt == 1:
-        fn(*make_args(0, planes))
-        return
-    if _pool is None or _pool._max_workers < nt:
-        _pool = ThreadPoolExecutor(max_workers=nt, thread_name_prefix="softpool")
-    bounds = [planes * i // nt for i in range(nt + 1)]
-    futures = [_pool.submit(fn, *make_args(bounds[i], bounds[i + 1])) for i in range(nt)]
-    for f in futures:
-        f.result()
+def _threads(planes: int) -> int:
+    return max(1, min(torch.get_num_threads(), planes))
 
 
 def _geometry(x: torch.Tensor, out: tuple[int, ...], k, s, p) -> torch.Tensor:
@@ -313,13 +433,10 @@ def forward(x: torch.Tensor, out: tuple[int, int, int], k, s, p):
         raise ValueError(f"fused CPU SoftPool supports windows up to {MAX_KW} wide")
     planes = x.shape[0]
     y = x.new_empty((planes, *out))
-    m = torch.empty_like(y)
-    den = torch.empty_like(y)
+    lse = torch.empty_like(y)
     geo = _geometry(x, out, k, s, p)
     fn = lib.softpool_fwd_f32 if x.dtype == torch.float32 else lib.softpool_fwd_f64
-    _run_chunks(fn, planes, lambda a, b: (x.data_ptr(), y.data_ptr(), m.data_ptr(),
-                                          den.data_ptr(), a, b, geo.data_ptr()))
-    lse = m.add_(den.log_())
+    fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), planes, _threads(planes), geo.data_ptr())
     return y, lse
 
 
@@ -331,15 +448,7 @@ def backward(x: torch.Tensor, y: torch.Tensor, lse: torch.Tensor, gy: torch.Tens
     planes, out = x.shape[0], tuple(y.shape[1:])
     gx = torch.empty_like(x)
     geo = _geometry(x, out, k, s, p)
-    nt = max(1, min(torch.get_num_threads(), planes))
-    scratch = x.new_empty((nt, 2 * out[2]))
     fn = lib.softpool_bwd_f32 if x.dtype == torch.float32 else lib.softpool_bwd_f64
-    chunk_of = {}
-
-    def args(a, b):
-        i = chunk_of.setdefault(a, len(chunk_of))
-        return (x.data_ptr(), y.data_ptr(), lse.data_ptr(), gy.data_ptr(), gx.data_ptr(),
-                scratch[i].data_ptr(), a, b, geo.data_ptr())
-
-    _run_chunks(fn, planes, args)
+    fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), gy.data_ptr(), gx.data_ptr(), planes,
+       _threads(planes), geo.data_ptr())
     return gx

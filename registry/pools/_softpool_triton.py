@@ -67,7 +67,8 @@ def _softpool_fwd_kernel(x_ptr, y_ptr, lse_ptr, total, D, H, W, OD, OH, OW,
                     & (i_w >= 0) & (i_w < W)
                 v = tl.load(x_ptr + base + (i_d * H + i_h) * W + i_w, mask=ok,
                             other=0.0).to(m.dtype)
-                d = tl.where(ok, v - m, 0.0)
+                # clamp: x - m overflows to -inf for extreme inputs (its weight is 0)
+                d = tl.maximum(tl.where(ok, v - m, 0.0), -1e38)
                 e = tl.where(ok, tl.exp(d), 0.0)
                 den += e
                 num += e * d
@@ -104,7 +105,8 @@ def _softpool_bwd_kernel(x_ptr, y_ptr, lse_ptr, gy_ptr, gx_ptr, total, D, H, W, 
                 idx = base + (i_d * H + i_h) * W + i_w
                 v = tl.load(x_ptr + idx, mask=ok, other=0.0).to(y.dtype)
                 w = tl.exp(tl.where(ok, v - lse, 0.0))
-                c = g * w * (1.0 + v - y)
+                # 1 + x - y may overflow where the weight underflowed to 0: select it away
+                c = tl.where(w > 0, g * w * (1.0 + v - y), 0.0)
                 if OVERLAP:
                     tl.atomic_add(gx_ptr + idx, c, mask=ok)
                 else:
@@ -132,7 +134,7 @@ def forward(x: torch.Tensor, out, k, s, p):
 def backward(x: torch.Tensor, y, lse, gy, k, s, p):
     """Gradient w.r.t. ``x`` in the compute dtype of ``y``."""
     x, gy = x.contiguous(), gy.contiguous()
-    overlap = any(ki > si for ki, si in zip(k, s))
+    overlap = any(ki > si for ki, si in zip(k, s, strict=True))
     gx = torch.zeros(x.shape, device=x.device, dtype=y.dtype)
     total = y.numel()
     block = _block()

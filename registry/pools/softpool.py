@@ -40,6 +40,8 @@ Paths, and how to record which one ran
   and the yardstick in tests.
 
 All three are a :class:`torch.autograd.Function` with the analytic backward above.
+With ``torch.use_deterministic_algorithms(True)``, overlapping windows (kernel > stride) on
+CUDA take the reference path, since the Triton backward accumulates them with atomics.
 ``softpool_path(device, dtype)`` says which path a tensor on ``device`` would take;
 ``last_path()`` says which path the most recent SoftPool call took; a module's ``.path`` is
 the path its last forward took. Force a path with ``path=`` (function/module argument) or
@@ -52,63 +54,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from registry.pools._windows import as_planes, geometry, pad_amounts, pool_output_size, to3
+from registry.pools._windows import unfold as _unfold
+
 PATHS = ("triton", "fused_cpu", "reference")
+__all__ = ["PATHS", "SoftPool1d", "SoftPool2d", "SoftPool3d", "last_path", "pool_output_size",
+           "soft_pool1d", "soft_pool2d", "soft_pool3d", "soft_pool_formula", "softpool",
+           "softpool_path"]
 _ENV = "POOLREPRO_SOFTPOOL_PATH"
 _last_path: str | None = None
-
-# ----------------------------------------------------------------------------- arguments
-
-
-def _tuple(v, dim: int, name: str) -> tuple[int, ...]:
-    if isinstance(v, Sequence) and not isinstance(v, str):
-        t = tuple(int(a) for a in v)
-        if len(t) == 1:
-            t = t * dim
-    else:
-        t = (int(v),) * dim
-    if len(t) != dim:
-        raise ValueError(f"{name} must be an int or a {dim}-tuple, got {v!r}")
-    return t
-
-
-def pool_output_size(size: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
-    """torch's pooling output length (``pooling_output_shape`` in ATen, dilation 1)."""
-    o = (size + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
-    if ceil_mode and (o - 1) * s >= size + p:  # the last window must start inside the input
-        o -= 1
-    return o
-
-
-def _geometry(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mode):
-    k = _tuple(kernel_size, dim, "kernel_size")
-    s = k if stride is None or (isinstance(stride, Sequence) and len(stride) == 0) \
-        else _tuple(stride, dim, "stride")
-    p = _tuple(padding, dim, "padding")
-    if x.dim() not in (dim + 1, dim + 2):
-        raise ValueError(f"soft_pool{dim}d expects a {dim + 1}D or {dim + 2}D input, "
-                         f"got shape {tuple(x.shape)}")
-    if any(a <= 0 for a in k + s):
-        raise ValueError(f"kernel_size and stride must be positive, got {k} and {s}")
-    if any(pi < 0 or 2 * pi > ki for pi, ki in zip(p, k)):
-        raise ValueError(f"pad should be at most half of the kernel size, got padding={p} "
-                         f"for kernel_size={k}")
-    size = tuple(x.shape[-dim:])
-    out = tuple(pool_output_size(n, ki, si, pi, ceil_mode)
-                for n, ki, si, pi in zip(size, k, s, p))
-    if any(o <= 0 for o in out):
-        raise ValueError(f"output size is too small: input {size}, kernel {k}, stride {s}, "
-                         f"padding {p} give {out}")
-    return k, s, p, out
-
-
-def _to3(t: tuple[int, ...], fill: int) -> tuple[int, int, int]:
-    return (fill,) * (3 - len(t)) + tuple(t)  # type: ignore[return-value]
-
 
 # ----------------------------------------------------------------------------- path choice
 
@@ -150,37 +108,28 @@ def last_path() -> str | None:
 # ----------------------------------------------------------------------------- reference
 
 
-def _pad_windows(x: torch.Tensor, k, s, p, out) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """``x`` (planes, D, H, W) → windows (planes, OD, OH, OW, KD*KH*KW), ``-inf`` where a
-    window tap lies in padding; also returns the padded spatial size."""
-    need = [(o - 1) * si + ki for o, si, ki in zip(out, s, k)]
-    pads: list[int] = []
-    for n, pi, nd in zip(reversed(x.shape[1:]), reversed(p), reversed(need)):
-        pads += [pi, max(0, nd - n - pi)]
-    xp = torch.nn.functional.pad(x, pads, value=-math.inf) if any(pads) else x
-    w = xp
-    for d in range(3):
-        w = w.unfold(1 + d, k[d], s[d])
-    # w: (planes, OD, OH, OW, KD, KH, KW) as a view; flatten the taps (copies)
-    return w.reshape(*w.shape[:4], -1), tuple(xp.shape[1:])
-
-
 def _ref_forward(x: torch.Tensor, k, s, p, out):
-    win, _ = _pad_windows(x, k, s, p, out)
+    """Stable Eq. 1-2 on unfolded windows (``-inf`` at padded taps, weight 0)."""
+    win = _unfold(x, k, s, p, out, value=-math.inf)
     m = win.amax(dim=-1, keepdim=True)
-    e = torch.exp(win - m)  # 0 at padded taps
+    # x - m is -inf at padded taps and can overflow to -inf for extreme inputs; clamped to
+    # the lowest finite value its weight is still exactly 0 and e * d stays 0
+    d = (win - m).clamp_min(torch.finfo(win.dtype).min)
+    e = torch.exp(d)
     den = e.sum(-1)
-    valid = win != -math.inf
-    y = m.squeeze(-1) + (e * torch.where(valid, win - m, 0)).sum(-1) / den
+    y = m.squeeze(-1) + (e * d).sum(-1) / den
     return y, m.squeeze(-1) + torch.log(den)
 
 
 def _ref_backward(x: torch.Tensor, y, lse, gy, k, s, p):
     out = tuple(y.shape[1:])
-    win, padded = _pad_windows(x, k, s, p, out)
-    valid = win != -math.inf
-    w = torch.exp(win - lse.unsqueeze(-1))
-    gwin = gy.unsqueeze(-1) * w * torch.where(valid, 1 + win - y.unsqueeze(-1), 0)
+    win = _unfold(x, k, s, p, out, value=-math.inf)
+    pads = pad_amounts(x.shape[1:], k, s, p, out)
+    padded = tuple(n + pads[2 * (2 - i)] + pads[2 * (2 - i) + 1]
+                   for i, n in enumerate(x.shape[1:]))
+    w = torch.exp(win - lse.unsqueeze(-1))  # 0 at padded taps
+    # 1 + x - y is -inf at padded taps and may overflow where w == 0: select, not multiply
+    gwin = torch.where(w > 0, gy.unsqueeze(-1) * w * (1 + win - y.unsqueeze(-1)), 0)
     gwin = gwin.view(*gwin.shape[:4], *k)
     gpad = x.new_zeros((x.shape[0], *padded))
     for kd in range(k[0]):
@@ -252,7 +201,7 @@ class _SoftPoolFn(torch.autograd.Function):
 def _soft_pool(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mode,
                path: str | None) -> torch.Tensor:
     global _last_path
-    k, s, p, out = _geometry(x, dim, kernel_size, stride, padding, ceil_mode)
+    k, s, p, out = geometry(x.shape, dim, kernel_size, stride, padding, ceil_mode)
     if not x.is_floating_point():
         raise TypeError(f"SoftPool needs a floating-point input, got {x.dtype}")
     path = path or softpool_path(x.device, x.dtype)
@@ -264,9 +213,15 @@ def _soft_pool(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mod
         if x.device.type != "cpu" or not _softpool_cpu.available() or \
                 k[-1] > _softpool_cpu.MAX_KW:
             path = "reference"
-    k3, s3, p3, o3 = _to3(k, 1), _to3(s, 1), _to3(p, 0), _to3(out, 1)
+    if path == "triton" and x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError("the triton SoftPool path needs a CUDA tensor (or TRITON_INTERPRET=1 "
+                         "set before triton is imported, for testing on CPU)")
+    if path == "triton" and torch.are_deterministic_algorithms_enabled() and \
+            any(ki > si for ki, si in zip(k, s, strict=True)):
+        path = "reference"  # overlapping windows accumulate with atomics on the GPU
+    k3, s3, p3, o3 = to3(k, 1), to3(s, 1), to3(p, 0), to3(out, 1)
     lead = x.shape[:-dim]
-    x3 = x.reshape(-1, *_to3(tuple(x.shape[-dim:]), 1))
+    x3 = as_planes(x, dim)
     if path != "triton":
         x3 = x3.contiguous()
     _last_path = path
@@ -296,9 +251,9 @@ def soft_pool_formula(x: torch.Tensor, kernel_size=2, stride=None, padding=0, ce
                       dim: int = 2) -> torch.Tensor:
     """The plain-torch formula differentiated by autograd (stable, padding excluded): the
     yardstick the kernel benchmark compares against. Not used by the modules."""
-    k, s, p, out = _geometry(x, dim, kernel_size, stride, padding, ceil_mode)
-    k3, s3, p3, o3 = _to3(k, 1), _to3(s, 1), _to3(p, 0), _to3(out, 1)
-    x3 = x.reshape(-1, *_to3(tuple(x.shape[-dim:]), 1))
+    k, s, p, out = geometry(x.shape, dim, kernel_size, stride, padding, ceil_mode)
+    k3, s3, p3, o3 = to3(k, 1), to3(s, 1), to3(p, 0), to3(out, 1)
+    x3 = as_planes(x, dim)
     y, _ = _ref_forward(x3, k3, s3, p3, o3)
     return y.reshape(*x.shape[:-dim], *out)
 
