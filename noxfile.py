@@ -166,3 +166,6 @@ def bench(session: nox.Session) -> None:
     args = list(session.posargs) or ["--tier", "mini"]
     session.run(py, "-m", "suite", "run", "--tag", "bench", *args, success_codes=[0, 1],
                 external=True)
+    tier = args[args.index("--tier") + 1] if "--tier" in args else "mini"
+    session.run(py, "-m", "suite", "report", "--tag", "bench", "--tier", tier, "--metrics",
+                external=True)

@@ -37,7 +37,8 @@ EXAMPLES = {
     "report": """
         python -m suite report --tier mini
         python -m suite report --tier mini --markdown > verdicts.md
-        python -m suite report --paper s3net --json""",
+        python -m suite report --paper s3net --json
+        python -m suite report --tag bench --metrics   # the kernel benchmark's ratio table""",
     "export": """
         python -m suite export results.jsonl
         python -m suite export - --db postgresql+psycopg://me@localhost/poolrepro | gzip""",
@@ -145,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     filters(p)
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--json", action="store_true", help="print JSON (one object per claim)")
+    p.add_argument("--metrics", action="store_true",
+                   help="also print every metric of each claim's ok runs (mean ± std over "
+                        "seeds), e.g. the kernel benchmark's ratio table")
 
     p = verb("export", "write every run as one JSON line (sorted by run_key)")
     p.add_argument("path", nargs="?", default="results.jsonl", help="file, or - for stdout")
@@ -360,7 +364,27 @@ def cmd_report(args) -> int:
     _, claims = _load(args)
     engine = db.connect(args.db)
     _print_report(engine, claims, args.tier, args.seeds, args.markdown, args.json)
+    if args.metrics:
+        _print_metrics(engine, claims, args.tier, args.seeds)
     return 0
+
+
+def _print_metrics(engine, claims, tier, seeds) -> None:
+    from rich.table import Table
+
+    from suite import report
+    from suite.ui import out
+
+    for row in report.claim_rows(engine, claims, tier, seeds):
+        table = report.metric_table(row)
+        if not table:
+            continue
+        t = Table(title=f"{row.claim.id} — metrics of ok runs (tier {tier})")
+        for h in ("arm", "metric", "mean", "std", "n"):
+            t.add_column(h, justify="right" if h in ("mean", "std", "n") else "left")
+        for cells in table:
+            t.add_row(*cells)
+        out.print(t)
 
 
 def _export(engine, path: str) -> int:

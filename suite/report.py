@@ -91,6 +91,23 @@ def table_rows(rows: list[ClaimRow]) -> list[list[str]]:
     return out
 
 
+def metric_table(row: ClaimRow) -> list[list[str]]:
+    """Rows ``[arm, metric, mean, std, n]`` over the ok runs of a claim, per arm."""
+    import statistics
+
+    by: dict[tuple[str, str], list[float]] = {}
+    for r in row.runs:
+        if r.status != "ok":
+            continue
+        for name, value in r.metric_dict().items():
+            by.setdefault((r.arm, name), []).append(value)
+    out = []
+    for (arm, name), vals in sorted(by.items()):
+        std = statistics.stdev(vals) if len(vals) > 1 else float("nan")
+        out.append([arm, name, fmt_num(statistics.fmean(vals)), fmt_num(std, 3), str(len(vals))])
+    return out
+
+
 HEADERS = ["claim", "tier", "metric", "expected", "mean (Δ)", "95% CI", "n", "verdict"]
 
 

@@ -66,9 +66,10 @@ def test_densenet_all_replaces_transitions_too() -> None:
     m = registry.create_model("densenet121", pool="softpool", where="all", num_classes=10)
     assert len(m.pool_substitution["sites"]) == 4
     assert not any(isinstance(x, POOL_TYPES) for x in m.modules())
-    t = registry.create_model("densenet121", pool="avg", where="transitions")
+    t = registry.create_model("densenet121", pool="max", where="transitions")
     assert isinstance(t.features.pool0, nn.MaxPool2d)  # stem untouched
     assert t.pool_substitution["sites"] == [f"features.transition{i}.pool" for i in (1, 2, 3)]
+    assert isinstance(t.features.transition2.pool, nn.MaxPool2d)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "densenet121"])
@@ -76,9 +77,13 @@ def test_self_substitution_is_identity(arch: str) -> None:
     """Replacing each pool by its own kind and geometry changes nothing at all."""
     torch.manual_seed(0)
     before = registry.create_model(arch, num_classes=10).eval()
-    after = substitute_pool(copy.deepcopy(before), "max", where="stem", geometry="same")
+    from registry.pools.classic import avg_pool, max_pool  # callables: forced replacement
+
+    after = substitute_pool(copy.deepcopy(before), max_pool, where="stem", geometry="same")
+    assert after.pool_substitution["sites"]
     if arch.startswith("densenet"):
-        substitute_pool(after, "avg", where="transitions", geometry="same")
+        substitute_pool(after, avg_pool, where="transitions", geometry="same")
+        assert len(after.pool_substitution["sites"]) == 3
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(before(x), after(x))
@@ -147,3 +152,26 @@ def test_allcnn_and_s3net_pool_kwarg() -> None:
     assert count_params(s) == count_params(registry.create_model("s3net_k12_d40"))
     with torch.no_grad():
         assert m(torch.randn(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_max_baseline_is_the_original_network() -> None:
+    """``pool="max"`` keeps a ResNet's 3×3/2 stem max pool: the SoftPool claim's baseline arm
+    is the original network; ``"original"`` (TOML has no null) does the same everywhere."""
+    torch.manual_seed(0)
+    orig = registry.create_model("resnet18", num_classes=10).eval()
+    for pool in ("max", "maxpool", "original"):
+        torch.manual_seed(0)
+        m = registry.create_model("resnet18", num_classes=10, pool=pool).eval()
+        assert isinstance(m.maxpool, nn.MaxPool2d) and m.maxpool.kernel_size == 3
+        x = torch.randn(1, 3, 64, 64)
+        with torch.no_grad():
+            assert torch.equal(orig(x), m(x))
+    m = registry.create_model("resnet18", pool="max")
+    assert m.pool_substitution["kept"] == ["maxpool"] and m.pool_substitution["sites"] == []
+    d = registry.create_model("densenet121", pool="avg", where="all")
+    assert d.pool_substitution["kept"] == [f"features.transition{i}.pool" for i in (1, 2, 3)]
+    assert isinstance(d.features.pool0, nn.AvgPool2d)  # the max stem pool was replaced
+    v = registry.create_model("r3d_18", pool="original")
+    assert tuple(v.stem[0].stride) == (1, 2, 2)
+    forced = substitute_pool(registry.create_model("resnet18"), registry.pools.classic.max_pool)
+    assert forced.maxpool.kernel_size == 2

@@ -8,10 +8,12 @@ the same networks with the same module names (``maxpool``, ``features.pool0``,
 ``features.transitionN.pool``) and the same parameter counts, except that torchvision has no
 ResNeXt-101 32×4d (that one then raises). ``model.backend`` says which was used.
 
-``pool=None`` keeps the original pooling; ``pool="softpool"`` (or any registered pool) calls
-:func:`registry.models.substitute.substitute_pool` with ``where`` (default ``"paper"``: the
-stem max pool, as the authors' code does). The ``*_softpool`` names are the same factories
-with ``pool="softpool"``.
+``pool=None`` or ``"original"`` keeps the original pooling; ``pool="softpool"`` (or any
+registered pool) calls :func:`registry.models.substitute.substitute_pool` with ``where``
+(default ``"paper"``: the stem max pool, as the authors' code does). ``pool="max"`` also gives
+the original network (a max pool is kept as it is, 3×3/2 geometry included), so it is the
+natural baseline arm of a SoftPool claim. The ``*_softpool`` names are the same factories with
+``pool="softpool"``.
 
 Naming: plain ``resnet50`` etc. are these ImageNet models; the CIFAR ResNets of the PoolSkip
 paper are ``cifar_resnet*`` (:mod:`registry.models.cifar_resnet`).
@@ -25,6 +27,7 @@ from torch import nn
 
 from registry.models.substitute import substitute_pool
 
+ORIGINAL = "original"  # pool= value that keeps the network as built (TOML has no null)
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "densenet121",
          "densenet161", "densenet169", "resnext50_32x4d", "resnext101_32x4d",
          "wide_resnet50_2")
@@ -65,7 +68,7 @@ def build(arch: str, num_classes: int = 1000, in_chans: int = 3, pool: Any = Non
             raise TypeError(f"extra arguments {sorted(kwargs)} need timm")
         model = _torchvision(arch, num_classes, in_chans)
         model.backend = "torchvision"
-    if pool is not None:
+    if pool is not None and pool != ORIGINAL:
         substitute_pool(model, pool, where=where, geometry=geometry)
     return model
 

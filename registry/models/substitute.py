@@ -43,7 +43,14 @@ Why these layers:
 ``geometry="paper"`` (default) uses the authors' kernel 2 / stride 2 (1,2,2 in 3D) at the stem;
 ``geometry="same"`` copies the replaced layer's kernel, stride and padding. Parameter-free
 pools leave the parameter count unchanged; every other module is left as it was. The sites
-that were replaced are recorded in ``model.pool_substitution``.
+that were replaced are recorded in ``model.pool_substitution`` (``sites``; ``kept``: sites
+left alone, below).
+
+A site that already holds the requested kind — ``pool="max"`` (or an alias) at a max pool,
+``"avg"`` at an average pool — is **kept as it is**, geometry included: substituting a layer
+by its own kind changes nothing, so ``pool="max"`` on a ResNet/DenseNet *is* the original
+network, the baseline arm of a SoftPool claim. To force a 2×2 max pool there instead, pass the
+pool as a callable (e.g. ``registry.pools.classic.max_pool``).
 """
 
 from __future__ import annotations
@@ -130,6 +137,14 @@ def _set(model: nn.Module, name: str, new: nn.Module) -> None:
     setattr(parent, attr, new)
 
 
+def _same_kind(pool: Any, old: nn.Module) -> bool:
+    if not isinstance(pool, str) or pool not in registry.POOLS:
+        return False
+    kind = registry.POOLS.resolve(pool)
+    return (kind == "max" and isinstance(old, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d))) or (
+        kind == "avg" and isinstance(old, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)))
+
+
 def substitute_pool(model: nn.Module, pool: Any = "softpool", where: str = "paper",
                     geometry: str = "paper", **pool_kwargs: Any) -> nn.Module:
     """Replace the pooling layers ``where`` selects by ``pool`` (a registered name or a class);
@@ -138,7 +153,8 @@ def substitute_pool(model: nn.Module, pool: Any = "softpool", where: str = "pape
         raise ValueError(f"geometry must be 'paper' or 'same', not {geometry!r}")
     fam = family_of(model)
     sites = pool_sites(model, where)
-    done = []
+    done: list[str] = []
+    kept: list[str] = []
     if fam == "video_resnet":
         for site in sites:
             idx = int(site.rsplit(".", 1)[1])
@@ -157,6 +173,9 @@ def substitute_pool(model: nn.Module, pool: Any = "softpool", where: str = "pape
     else:
         for site in sites:
             old = model.get_submodule(site)
+            if _same_kind(pool, old):
+                kept.append(site)
+                continue
             k, s, p = old.kernel_size, old.stride, old.padding
             is_stem = site in ("maxpool", "features.pool0")
             if geometry == "paper" and is_stem:
@@ -167,5 +186,5 @@ def substitute_pool(model: nn.Module, pool: Any = "softpool", where: str = "pape
             done.append(site)
     pool_name = pool if isinstance(pool, str) else getattr(pool, "__name__", repr(pool))
     model.pool_substitution = {"pool": pool_name, "where": where, "geometry": geometry,
-                               "family": fam, "sites": done}
+                               "family": fam, "sites": done, "kept": kept}
     return model

@@ -12,7 +12,9 @@ These networks contain no pooling layer apart from the final global average, so
 ``pool="softpool"`` applies :func:`registry.models.substitute.substitute_pool` with
 ``where="stem"``: the stem conv's spatial stride (1,2,2) is moved into a (1,2,2) pool after
 the stem conv-BN-ReLU (documented there; our reading — the paper's layer list was not
-available). ``in_chans != 3`` replaces the stem's first conv.
+available). ``pool=None`` or ``"original"`` keeps the network as built — the baseline arm;
+``pool="max"`` is *not* the original here (there is no max pool to keep: it moves the stride
+into a max pool). ``in_chans != 3`` replaces the stem's first conv.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 
 from registry.models.substitute import substitute_pool
 
+ORIGINAL = "original"  # pool= value that keeps the network as built (TOML has no null)
 ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18")
 
 
@@ -37,7 +40,7 @@ def build(arch: str, num_classes: int = 400, in_chans: int = 3, pool: Any = None
         old = model.stem[0]
         model.stem[0] = nn.Conv3d(in_chans, old.out_channels, old.kernel_size, old.stride,
                                   old.padding, bias=False)
-    if pool is not None:
+    if pool is not None and pool != ORIGINAL:
         substitute_pool(model, pool, where=where, geometry=geometry)
     return model
 
