@@ -60,6 +60,9 @@ PUBLISHED_FIELDS = {"value": (int, float), "unit": str, "metric": str, "source_k
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_./-]*$")
 TOP_LEVEL = {"papers", "defaults", "claim"}
+#: model_args.pool values that are not pools: "original" keeps a model's own pooling layers
+#: (registry.models.substitute.substitute_pool).
+POOL_SENTINELS = {"original"}
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +121,8 @@ def _check_names(chk: _Checker, where: str, prefix: str, recipe: dict[str, Any])
     if isinstance(margs, dict):
         for key in ("pool", "skip"):
             name = margs.get(key)
+            if name in POOL_SENTINELS:
+                continue
             if isinstance(name, str) and name not in registry.POOLS:
                 hint = did_you_mean(name, registry.POOLS.names())
                 extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
