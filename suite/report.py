@@ -44,7 +44,7 @@ def _expected(e: Any) -> str:
         sym = {"higher": "≥", "lower": "≤", "equal": "="}[e.direction]
         tol = f" ± {e.tolerance:g}" if e.tolerance else ""
         return f"{sym} {e.value:g}{tol}{(' ' + e.unit) if e.unit else ''}"
-    sym = {"higher": f"Δ ≥ +{e.min_diff:g}", "lower": f"Δ ≤ −{e.min_diff:g}",
+    sym = {"higher": f"Δ ≥ {e.min_diff:+g}", "lower": f"Δ ≤ {-e.min_diff:+g}",
            "equal": f"|Δ| ≤ {e.tolerance:g}"}[e.direction]
     base = ", ".join(f"{k}={v}" for k, v in e.baseline.items())
     return f"{sym} vs {base}"
