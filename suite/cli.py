@@ -67,6 +67,25 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _devices(text: str) -> str:
+    from suite.scheduler import parse_devices
+
+    try:
+        parse_devices(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--devices: ")) from None
+    return text
+
+
+def _device(text: str) -> str:
+    from suite.claims import DEVICE_RE
+
+    if not DEVICE_RE.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda or "
+                                         f"cuda:N")
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -127,9 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("run", "run the planned runs that are not done yet, record and judge them")
     filters(p)
-    p.add_argument("--devices", default="cpu", help="device pool: cpu, or cuda:0,cuda:1")
+    p.add_argument("--devices", type=_devices, default="cpu",
+                   help="device pool: cpu, or cuda:0,cuda:1")
     p.add_argument("--jobs", type=_positive_int, default=1, help="runs at a time (default 1)")
-    p.add_argument("--device", dest="device_override", default=None,
+    p.add_argument("--device", dest="device_override", type=_device, default=None,
                    help="force every run onto this device (default: the claim's, 'auto')")
     p.add_argument("--force", action="store_true", help="rerun even runs that are already ok")
     p.add_argument("--no-mlflow", action="store_true", help="do not mirror runs to MLflow")

@@ -165,8 +165,12 @@ def connect(url: str | None = None, *, upgrade: bool = True, readonly: bool = Fa
             url = f"sqlite:///file:{Path(u.database).resolve()}?mode=ro&uri=true"
     try:
         engine = create_engine(url, future=True)
-    except Exception as e:  # missing driver, bad option
-        raise DatabaseError(f"cannot open database {url!r}: {e}") from e
+    except Exception as e:  # unknown dialect, missing driver, bad option
+        raise DatabaseError(
+            f"cannot open database {url!r}: {e}. Use e.g. 'sqlite:///results.db' or "
+            f"'postgresql+psycopg://user@host/db' (PostgreSQL needs the 'postgres' extra) via "
+            f"--db or $POOLREPRO_DB."
+        ) from e
     if engine.dialect.name == "sqlite" and not readonly:
         event.listen(engine, "connect", _sqlite_pragmas)
     if upgrade and not readonly:
