@@ -24,13 +24,7 @@ needs_fmnist = pytest.mark.skipif(
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Micro workloads: one thread is ~30x faster than contended threads, and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # -- balanced subsets -------------------------------------------------------------------------
 def _split(n: int = 1000, classes: int = 10, seed: int = 0) -> Split:

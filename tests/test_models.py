@@ -25,14 +25,7 @@ from registry.models.info import build, count_params, model_info
 NUM_CLASSES = 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads contending with
-    other processes run these small convolutions up to 20x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 ALL = registry.MODELS.names()
 # CIFAR ResNets too large for a quick full-width forward/backward on 2 CPU cores
 NARROW = {n for n in ALL if n.startswith("cifar_resnet") and n not in (

@@ -19,14 +19,7 @@ from registry.models.substitute import family_of, substitute_pool
 POOL_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.MaxPool3d, nn.AvgPool3d)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads contending with
-    other processes run these small convolutions up to 20x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _modules_outside(model: nn.Module, sites: list[str]) -> dict[str, str]:

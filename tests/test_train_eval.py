@@ -26,13 +26,7 @@ SPEC = RunSpec(
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Micro workloads: one thread is ~30x faster than contended threads, and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def with_params(**kw) -> RunSpec:
     return replace(SPEC, params={**SPEC.params, **kw})
