@@ -245,17 +245,14 @@ def _ls_registry(what: str, count: bool) -> None:
         t.add_column("GFLOPs", justify="right")
         t.add_column("input")
     t.add_column("description", overflow="fold")
-    info_of = None
-    if what == "models" and count:
-        try:
-            from registry.models.info import model_info as info_of
-        except ImportError:
-            info_of = None
+    infos = _model_infos(reg) if what == "models" and count else {}
     for e in reg:
         cells = [e.name, ", ".join(e.aliases)]
         if what == "models" and count:
             try:
-                info = info_of(e.name) if info_of else {}
+                info = infos[e.name]
+                if "error" in info:
+                    raise RuntimeError(info["error"])
                 flops = info.get("flops")
                 cells += [f"{info.get('params', 0):,}",
                           f"{flops / 1e9:.3g}" if flops else "–",
@@ -265,6 +262,45 @@ def _ls_registry(what: str, count: bool) -> None:
         cells.append(e.help)
         t.add_row(*cells)
     out.print(t)
+
+
+def _model_infos(reg) -> dict[str, dict]:
+    """Parameters and FLOPs of every model, cached in .cache/poolrepro/model_info.json and
+    recounted whenever a file under registry/models or registry/pools changes."""
+    import hashlib
+
+    from rich.progress import track
+
+    from registry.models.info import model_info
+    from suite.ui import console
+
+    root = Path(__file__).resolve().parent.parent / "registry"
+    h = hashlib.sha256()
+    for f in sorted([*root.glob("models/*.py"), *root.glob("pools/*.py")]):
+        h.update(f.name.encode() + f.read_bytes())
+    key = h.hexdigest()[:16]
+    cache = Path(".cache/poolrepro/model_info.json")
+    try:
+        stored = json.loads(cache.read_text())
+        if stored.get("key") == key:
+            return stored["models"]
+    except (OSError, ValueError):
+        pass
+    infos: dict[str, dict] = {}
+    for e in track(list(reg), description="counting parameters and FLOPs", console=console,
+                   transient=True):
+        try:
+            i = model_info(e.name)
+            infos[e.name] = {"params": i["params"], "flops": i["flops"],
+                             "input_size": list(i["input_size"])}
+        except Exception as ex:  # one broken model must not hide the list
+            infos[e.name] = {"error": str(ex)[:80]}
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"key": key, "models": infos}))
+    except OSError:
+        pass
+    return infos
 
 
 def cmd_validate(args) -> int:
