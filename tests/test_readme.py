@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from suite.claims import parse_claims
 from suite.deepcheck import deep_check
