@@ -75,6 +75,31 @@ class DataBundle:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+def balanced_indices(labels, n: int | None, seed: int, num_classes: int) -> list[int]:
+    """A class-balanced, seeded choice of ``n`` indices into ``labels`` (all when ``n`` is
+    None). The same ``(n, seed)`` always picks the same items, so the mini tier is one fixed
+    dataset. Raises :class:`DatasetError` when a class has too few items for its share."""
+    if n is None or n >= len(labels):
+        return list(range(len(labels)))
+    if n <= 0:
+        raise DatasetError(f"subset size must be positive, got {n}")
+    y = torch.as_tensor(labels)
+    g = torch.Generator().manual_seed(seed)
+    per_class = [torch.nonzero(y == c).flatten() for c in range(num_classes)]
+    per_class = [p[torch.randperm(len(p), generator=g)] for p in per_class]
+    quota, extra = divmod(n, num_classes)
+    want = [quota + (1 if c < extra else 0) for c in range(num_classes)]
+    short = [c for c, p in enumerate(per_class) if len(p) < want[c]]
+    if short:
+        raise DatasetError(
+            f"a class-balanced subset of {n} needs {max(want)} items per class, but classes "
+            f"{short} have fewer ({[len(per_class[c]) for c in short]}); use a smaller "
+            f"subset or the full dataset"
+        )
+    idx = torch.cat([p[: want[c]] for c, p in enumerate(per_class)])
+    return idx[torch.randperm(len(idx), generator=g)].tolist()
+
+
 def balanced_subset(split: Split, n: int | None, seed: int, num_classes: int) -> Split:
     """A class-balanced, seeded subset of ``n`` items (all of them when ``n`` is None).
 
@@ -88,21 +113,7 @@ def balanced_subset(split: Split, n: int | None, seed: int, num_classes: int) ->
         g = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(split), generator=g)[:n].tolist()
         return Split(None, None, torch.utils.data.Subset(split.dataset, idx))
-    g = torch.Generator().manual_seed(seed)
-    per_class = [torch.nonzero(split.y == c).flatten() for c in range(num_classes)]
-    per_class = [p[torch.randperm(len(p), generator=g)] for p in per_class]
-    quota, extra = divmod(n, num_classes)
-    want = [quota + (1 if c < extra else 0) for c in range(num_classes)]
-    short = [c for c, p in enumerate(per_class) if len(p) < want[c]]
-    if short:
-        raise DatasetError(
-            f"a class-balanced subset of {n} needs {max(want)} items per class, but classes "
-            f"{short} have fewer ({[len(per_class[c]) for c in short]}); use a smaller "
-            f"subset or the full dataset"
-        )
-    picks = [p[: want[c]] for c, p in enumerate(per_class)]
-    idx = torch.cat(picks)
-    idx = idx[torch.randperm(len(idx), generator=g)]
+    idx = torch.tensor(balanced_indices(split.y, n, seed, num_classes))
     return Split(split.x[idx].contiguous(), split.y[idx].contiguous())
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from registry.datasets.base import DataBundle, DatasetError, Split, data_root
+from registry.datasets.base import DataBundle, DatasetError, Split, balanced_indices, data_root
 
 IMAGE_EXTS = (".jpeg", ".jpg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -97,23 +97,6 @@ class ImageItems(torch.utils.data.Dataset):
     @property
     def targets(self) -> list[int]:
         return [y for _, y in self.items]
-
-
-def balanced_indices(labels: list[int], n: int | None, seed: int, num_classes: int) -> list[int]:
-    """A class-balanced, seeded choice of ``n`` indices (all when ``n`` is None) — the same
-    rule as :func:`registry.datasets.base.balanced_subset`, for item datasets whose labels are
-    known without decoding."""
-    if n is None or n >= len(labels):
-        return list(range(len(labels)))
-    if n <= 0:
-        raise DatasetError(f"subset size must be positive, got {n}")
-    g = torch.Generator().manual_seed(seed)
-    y = torch.tensor(labels)
-    per_class = [torch.nonzero(y == c).flatten() for c in range(num_classes)]
-    per_class = [p[torch.randperm(len(p), generator=g)] for p in per_class]
-    quota, extra = divmod(n, num_classes)
-    idx = torch.cat([p[: quota + (1 if c < extra else 0)] for c, p in enumerate(per_class)])
-    return idx[torch.randperm(len(idx), generator=g)].tolist()
 
 
 def item_split(items: list[tuple[str, int]], n: int | None, seed: int, num_classes: int,

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import torch
 
-from registry.datasets.base import DataBundle, DatasetError, Split, data_root
-from registry.datasets.imagefolder import IMAGE_EXTS, balanced_indices, load_image
+from registry.datasets.base import DataBundle, DatasetError, Split, balanced_indices, data_root
+from registry.datasets.imagefolder import _class_dirs as _subdirs
+from registry.datasets.imagefolder import _images_in, load_image
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)  # torchvision's video-model normalisation
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -62,16 +63,7 @@ def _layout(name: str) -> str:
 
 
 def _frames_of(d: Path) -> list[str]:
-    if not d.is_dir():
-        return []
-    with os.scandir(d) as it:
-        return sorted(e.path for e in it
-                      if e.is_file() and os.path.splitext(e.name)[1].lower() in IMAGE_EXTS)
-
-
-def _subdirs(d: Path) -> list[str]:
-    with os.scandir(d) as it:
-        return sorted(e.name for e in it if e.is_dir() and not e.name.startswith("."))
+    return _images_in(d) if d.is_dir() else []
 
 
 class ClipItems(torch.utils.data.Dataset):
