@@ -14,6 +14,8 @@ Tables:
   MLflow run id. A retry replaces a failed row in the same transaction; ``attempts`` counts.
 * ``metrics`` — final metrics of a run (name → value).
 * ``series``  — per-epoch values of a run (name, step → value), for curves.
+* ``artifacts`` — small files and JSON a run produced (PNG saliency maps, per-layer tables),
+  name → (media type, bytes); at most ``suite.specs.MAX_ARTIFACT_BYTES`` each.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -46,6 +49,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from suite.errors import DatabaseError
+from suite.specs import MAX_ARTIFACT_BYTES, artifact_bytes, artifact_value
 
 DEFAULT_URL = "sqlite:///results.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -102,6 +106,8 @@ class Run(Base):
     metrics: Mapped[list[Metric]] = relationship(back_populates="run", cascade="all, delete-orphan")
     series: Mapped[list[SeriesPoint]] = relationship(back_populates="run",
                                                      cascade="all, delete-orphan")
+    artifacts: Mapped[list[Artifact]] = relationship(back_populates="run",
+                                                     cascade="all, delete-orphan")
 
     def metric_dict(self) -> dict[str, float]:
         return {m.name: m.value for m in self.metrics}
@@ -126,6 +132,20 @@ class SeriesPoint(Base):
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[float] = mapped_column(Float)
     run: Mapped[Run] = relationship(back_populates="series")
+
+
+class Artifact(Base):
+    __tablename__ = "artifacts"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    media_type: Mapped[str] = mapped_column(String(100))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    run: Mapped[Run] = relationship(back_populates="artifacts")
+
+    def value(self) -> Any:
+        return artifact_value(self.media_type, self.data)
 
 
 # --------------------------------------------------------------------------------------
@@ -176,6 +196,16 @@ def connect(url: str | None = None, *, upgrade: bool = True, readonly: bool = Fa
     if upgrade and not readonly:
         migrate(engine)
     return engine
+
+
+def head_revision() -> str:
+    """The newest schema revision among the migrations shipped with this code."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head()
 
 
 def migrate(engine: Engine) -> None:
@@ -291,6 +321,15 @@ def write_run(s: Session, result: dict[str, Any]) -> Run:
             v = _finite(value)
             if v is not None:
                 run.series.append(SeriesPoint(name=name, step=step, value=v))
+    dropped = []
+    for name, value in (result.get("artifacts") or {}).items():
+        media_type, data = artifact_bytes(value)
+        if len(data) > MAX_ARTIFACT_BYTES:
+            dropped.append(f"{name} ({len(data)} bytes)")
+            continue
+        run.artifacts.append(Artifact(name=str(name)[:200], media_type=media_type, data=data))
+    if dropped:
+        run.provenance = {**prov, "artifacts_dropped": dropped}
     s.add(run)
     return run
 
@@ -314,7 +353,8 @@ def runs_by_key(engine: Engine, keys: list[str] | None = None) -> dict[str, Run]
     """Runs (with metrics and series loaded) by run_key; all runs when ``keys`` is None."""
     from sqlalchemy.orm import selectinload
 
-    q = select(Run).options(selectinload(Run.metrics), selectinload(Run.series))
+    q = select(Run).options(selectinload(Run.metrics), selectinload(Run.series),
+                            selectinload(Run.artifacts))
     out: dict[str, Run] = {}
     with Session(engine, expire_on_commit=False) as s:
         if keys is None:
@@ -339,6 +379,7 @@ def run_to_result(r: Run) -> dict[str, Any]:
     return {
         "spec": r.config, "status": r.status, "message": r.message,
         "metrics": r.metric_dict(), "series": series, "provenance": r.provenance,
+        "artifacts": {a.name: a.value() for a in sorted(r.artifacts, key=lambda a: a.name)},
         "started_at": r.started_at.isoformat() if r.started_at else None,
         "finished_at": r.finished_at.isoformat() if r.finished_at else None,
         "wall_s": r.wall_s, "mlflow_run_id": r.mlflow_run_id, "attempts": r.attempts,

@@ -15,6 +15,7 @@ Vocabulary:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -187,4 +188,33 @@ class TaskResult:
 
     metrics: dict[str, float]
     series: dict[str, list[float]] = field(default_factory=dict)
-    artifacts: dict[str, Any] = field(default_factory=dict)  # small JSON-able extras
+    #: name -> a JSON-able value (tables, per-layer records) or a file made by :func:`blob`
+    #: (PNG images). Stored in the results DB's ``artifacts`` table, exported with the run.
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+#: The largest artifact the results DB keeps (bytes); a bigger one is dropped with a note.
+MAX_ARTIFACT_BYTES = 2_000_000
+
+
+def blob(data: bytes, media_type: str = "image/png") -> dict[str, str]:
+    """A binary artifact in JSON form: ``{"media_type": ..., "data_b64": ...}``."""
+    return {"media_type": media_type, "data_b64": base64.b64encode(data).decode("ascii")}
+
+
+def is_blob(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"media_type", "data_b64"}
+
+
+def artifact_bytes(value: Any) -> tuple[str, bytes]:
+    """``(media_type, bytes)`` of an artifact value: a :func:`blob`, or JSON for the rest."""
+    if is_blob(value):
+        return value["media_type"], base64.b64decode(value["data_b64"])
+    return "application/json", canonical_json(value).encode()
+
+
+def artifact_value(media_type: str, data: bytes) -> Any:
+    """The inverse of :func:`artifact_bytes`."""
+    if media_type == "application/json":
+        return json.loads(data.decode())
+    return blob(data, media_type)

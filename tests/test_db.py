@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text
 
 from suite import db
 from suite.errors import DatabaseError
-from suite.specs import RunSpec
+from suite.specs import MAX_ARTIFACT_BYTES, RunSpec, blob
 
 
 def spec(seed: int = 0, **kw) -> RunSpec:
@@ -61,8 +61,10 @@ def test_fresh_sqlite_gets_the_schema_via_alembic(tmp_path):
     e.dispose()
     con = sqlite3.connect(path)
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-    assert tables >= {"claims", "runs", "metrics", "series", "alembic_version"}
-    assert con.execute("select version_num from alembic_version").fetchall() == [("0001",)]
+    assert tables >= {"claims", "runs", "metrics", "series", "artifacts", "alembic_version"}
+    head = db.head_revision()
+    assert head >= "0002"
+    assert con.execute("select version_num from alembic_version").fetchall() == [(head,)]
     cols = {r[1] for r in con.execute("pragma table_info(runs)")}
     assert {"run_key", "status", "attempts", "git_sha", "provenance", "mlflow_run_id"} <= cols
     con.close()
@@ -266,6 +268,36 @@ def test_run_to_result_round_trips(engine, tmp_path):
     again = db.run_to_result(db.runs_by_key(other)[spec(3).run_key])
     assert again == out
     other.dispose()
+
+
+def test_artifacts_round_trip_and_cascade(engine, tmp_path):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    original = result(seed=4, artifacts={"layers": [{"name": "conv1", "l2_l1": 0.25}],
+                                         "map.png": blob(png)})
+    db.record_run(engine, original)
+    row = db.runs_by_key(engine)[spec(4).run_key]
+    by_name = {a.name: a for a in row.artifacts}
+    assert by_name["map.png"].media_type == "image/png" and by_name["map.png"].data == png
+    assert by_name["layers"].media_type == "application/json"
+    out = db.run_to_result(row)
+    assert out["artifacts"] == original["artifacts"]
+    json.dumps(out)
+    other = db.connect(f"sqlite:///{tmp_path / 'other.db'}")  # export -> import keeps them
+    db.record_run(other, out)
+    assert db.run_to_result(db.runs_by_key(other)[spec(4).run_key])["artifacts"] == \
+        original["artifacts"]
+    other.dispose()
+    db.record_run(engine, result(seed=4, artifacts={}))  # a rerun replaces the run's files
+    assert db.runs_by_key(engine)[spec(4).run_key].artifacts == []
+    assert count(engine, db.Artifact) == 0
+
+
+def test_oversized_artifact_is_dropped_with_a_note(engine):
+    big = blob(b"x" * (MAX_ARTIFACT_BYTES + 1))
+    db.record_run(engine, result(seed=5, artifacts={"huge.png": big, "ok": [1]}))
+    row = db.runs_by_key(engine)[spec(5).run_key]
+    assert [a.name for a in row.artifacts] == ["ok"]
+    assert "huge.png" in row.provenance["artifacts_dropped"][0]
 
 
 def test_session_rolls_back_on_error(engine):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from suite import db
+from suite.specs import blob
 
 pytest.importorskip("psycopg")
 
@@ -63,13 +64,17 @@ def test_postgres_schema_and_runs(pg_url: str) -> None:
     with engine.connect() as c:
         from sqlalchemy import text
 
-        assert c.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert c.execute(text("select version_num from alembic_version")).scalar() == \
+            db.head_revision()
     db.record_run(engine, _result("k1", "error"))
-    db.record_run(engine, _result("k1", "ok", 61.5))
+    ok = _result("k1", "ok", 61.5)
+    ok["artifacts"] = {"table": {"a": [1, 2]}, "img": blob(b"\x89PNG\r\n\x00\xff")}
+    db.record_run(engine, ok)
     runs = db.runs_by_key(engine)
     assert runs["k1"].status == "ok" and runs["k1"].attempts == 2
     assert runs["k1"].metric_dict() == {"top1": 61.5}
     assert db.run_to_result(runs["k1"])["series"] == {"train_loss": [2.0, 1.0]}
+    assert db.run_to_result(runs["k1"])["artifacts"] == ok["artifacts"]
     db.connect(pg_url)  # migrating an up-to-date DB again is a no-op
 
 
