@@ -1,0 +1,5 @@
+import sys
+
+from dashboard.charts import main
+
+sys.exit(main())
