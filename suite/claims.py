@@ -56,7 +56,8 @@ EXPECT_FIELDS = {
 }
 BASELINE_FIELDS = {"task", "model", "dataset", "model_args", "dataset_args", "params"}
 PUBLISHED_FIELDS = {"value": (int, float), "unit": str, "metric": str, "source_kind": str,
-                    "verified": bool, "note": str, "params_m": (int, float)}
+                    "verified": bool, "note": str, "params_m": (int, float),
+                    "ref": str, "refs": list}  # rows of registry/published.toml
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_./-]*$")
 TOP_LEVEL = {"papers", "defaults", "claim"}
@@ -128,6 +129,22 @@ def _check_names(chk: _Checker, where: str, prefix: str, recipe: dict[str, Any])
                 extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
                 chk.add(where, f"{prefix}model_args.{key}",
                         f"unknown pool {name!r}.{extra} (`python -m suite ls pools`)")
+
+
+def _check_refs(chk: _Checker, where: str, published: dict[str, Any]) -> None:
+    """``published.ref`` / ``published.refs`` must name rows of registry/published.toml."""
+    from registry import published as pub
+
+    refs = ([published["ref"]] if isinstance(published.get("ref"), str) else []) + [
+        r for r in (published.get("refs") if isinstance(published.get("refs"), list) else [])]
+    if not refs:
+        return
+    known = pub.by_ref()
+    for ref in refs:
+        if not isinstance(ref, str) or ref not in known:
+            hint = did_you_mean(str(ref), list(known), n=1)
+            extra = f" Did you mean {hint[0]!r}?" if hint else ""
+            chk.add(where, "published.ref", f"no row {ref!r} in registry/published.toml.{extra}")
 
 
 def _check_recipe_values(chk: _Checker, where: str, prefix: str, r: dict[str, Any]) -> None:
@@ -312,6 +329,7 @@ def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[st
         published = c.get("published") or {}
         if isinstance(published, dict):
             chk.keys(where, "published.", published, PUBLISHED_FIELDS)
+            _check_refs(chk, where, published)
         tiers_raw = c.get("tiers") or {}
         for tier in tiers_raw:
             if tier not in TIERS:

@@ -717,3 +717,19 @@ def test_parse_does_not_mutate_its_input():
     parse_claims(r)
     assert r == before
 
+
+
+def test_published_refs_must_name_rows_of_the_project_copy():
+    from registry import published
+
+    ref = published.rows()[0]["ref"]
+    good = {"papers": {"p": {"title": "P"}}, "claim": [{
+        "id": "p/a", "paper": "p", "source": "s", "task": "param_count", "model": "test_cnn",
+        "published": {"ref": ref, "refs": [ref]},
+        "expect": {"kind": "absolute", "metric": "params_m", "value": 1.0}}]}
+    parse_claims(good)
+    bad = copy.deepcopy(good)
+    bad["claim"][0]["published"] = {"refs": [ref[:-1] + "x"]}
+    with pytest.raises(ClaimsError, match="no row") as ei:
+        parse_claims(bad)
+    assert "Did you mean" in str(ei.value)
