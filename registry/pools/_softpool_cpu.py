@@ -1,22 +1,36 @@
 """SoftPool's fused CPU path: a small hand-written C kernel, compiled on first use, called
-through :mod:`ctypes` (no torch headers, so it builds in about a second).
+through :mod:`ctypes` (no torch headers, so it builds in about two seconds).
 
 Why C and not ``torch.compile``: inductor's code for the strided window reads reached only
-~1.7× of ``avg_pool2d`` on a 2-core CPU and cost ~20 s of compile time per shape; this kernel
-streams each input row once per window row, keeps the window maximum, the exponential sum and
-the weighted sum in output-row registers and never writes an exponential to memory.
+~1.7× of ``avg_pool2d`` on a 2-core CPU and cost ~20 s of compile time per shape.
 
-The kernel works on contiguous ``(planes, D, H, W)`` buffers (1D and 2D are 3D with unit
-dims) in float32 or float64; the caller upcasts float16/bfloat16 to float32. Padded window
-positions are *excluded* (the window is clipped to the input), exactly like ``-inf`` padding
-in max pooling. ``exp`` is evaluated only at ``t = x - max <= 0`` by a branch-free
-Cody-Waite/Cephes-style routine that gcc vectorises (AVX2 here); arguments below the
-underflow limit give exactly 0.
+Layout: the kernel vectorises *across planes* (one plane = one (sample, channel) pair): a
+32-byte vector holds the same window position of 8 float32 (4 float64) planes, so every
+window shape, stride, padding and plane size runs at full vector width, with no loop over a
+short row. Two input layouts are accepted:
 
-Parallelism: an OpenMP loop over planes with ``torch.get_num_threads()`` threads. The library
-links ``libgomp.so.1``, which the loader resolves to the copy torch already loaded, so it
-shares torch's OpenMP thread pool (two runtimes would spin against each other on a small
-CPU). Without ``-fopenmp`` support it builds single-threaded.
+* ``"planes"`` — contiguous ``(planes, D, H, W)`` (NCHW; 1D and 2D are 3D with unit dims):
+  each block of 8 planes is transposed into a per-thread scratch buffer (8×8 AVX tiles),
+  pooled there and transposed back;
+* ``"channels_last"`` — contiguous ``(N, D, H, W, C)`` (a channels-last tensor's memory):
+  8 neighbouring channels already sit next to each other, so the kernel works in place; only
+  a last partial block of ``C % 8`` channels goes through scratch.
+
+Numerics (Stergiou et al., ICCV 2021, Eq. 1–2, with the window maximum ``m`` subtracted)::
+
+    forward:  y = m + sum(e d) / sum(e),  lse = m + log(sum(e)),  d = x - m,  e = exp(d)
+    backward: gx_i += g_w exp(x_i - lse_w) (1 + x_i - y_w)   for every window w holding i
+
+Padded window positions are *excluded* (the window is clipped to the input), exactly like
+``-inf`` padding in max pooling. ``exp`` is evaluated only at arguments ``<= 0`` by a
+branch-free Cody-Waite/Cephes-style routine on whole vectors; arguments below the underflow
+limit give exactly 0; ``x - m`` that overflows to ``-inf`` is clamped to the lowest finite
+value (weight 0).
+
+Parallelism: an OpenMP loop over plane blocks with ``torch.get_num_threads()`` threads. The
+library links ``libgomp.so.1``, which the loader resolves to the copy torch already loaded,
+so it shares torch's OpenMP thread pool (two runtimes would spin against each other on a
+small CPU). Without ``-fopenmp`` support it builds single-threaded.
 
 Build cache: ``$POOLREPRO_CACHE`` or ``~/.cache/poolrepro``, keyed by a hash of the source,
 the flags and the CPU model. If no C compiler works, :func:`available` is False and SoftPool
@@ -38,76 +52,95 @@ from pathlib import Path
 
 import torch
 
-C_SOURCE = r"""
+C_PRELUDE = r"""
 #include <stdint.h>
 #include <string.h>
 #include <stdlib.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 typedef int64_t i64;
+/* 32-byte vectors (GCC vector extensions): 8 floats or 4 doubles, one lane per plane */
+typedef float vf __attribute__((vector_size(32)));
+typedef int32_t vfi __attribute__((vector_size(32)));
+typedef double vd __attribute__((vector_size(32)));
+typedef int64_t vdi __attribute__((vector_size(32)));
 
-/* exp(t) for t <= 0, float: round t*log2(e) to n, r = t - n*ln2 (two-part ln2), a degree-7
-   polynomial for e^r on |r| <= ln2/2 (Cephes expf coefficients), times 2^n built in the
-   exponent bits. t below -87 (2^n would be subnormal) returns exactly 0. */
-static inline float exp_neg_f(float t) {
-    const float lo = -87.0f;
-    float tc = t < lo ? lo : t;
-    float n = __builtin_rintf(tc * 1.44269504088896341f);
-    float r = tc - n * 0.693359375f;
+/* select a where m is set, else b; max(a, b) = a > b ? a : b (b when either is NaN, so a NaN
+   in b propagates) */
+#ifdef __AVX__
+static inline vf sel_vf(vfi m, vf a, vf b) {
+    return (vf)_mm256_blendv_ps((__m256)b, (__m256)a, (__m256)m);
+}
+static inline vd sel_vd(vdi m, vd a, vd b) {
+    return (vd)_mm256_blendv_pd((__m256d)b, (__m256d)a, (__m256d)m);
+}
+static inline vf max_vf(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
+static inline vd max_vd(vd a, vd b) { return (vd)_mm256_max_pd((__m256d)a, (__m256d)b); }
+#else
+static inline vf sel_vf(vfi m, vf a, vf b) { return (vf)((m & (vfi)a) | (~m & (vfi)b)); }
+static inline vd sel_vd(vdi m, vd a, vd b) { return (vd)((m & (vdi)a) | (~m & (vdi)b)); }
+static inline vf max_vf(vf a, vf b) { return sel_vf(a > b, a, b); }
+static inline vd max_vd(vd a, vd b) { return sel_vd(a > b, a, b); }
+#endif
+
+/* exp(t) for t <= 0, float: n = round(t log2 e) by adding 1.5*2^23 + 127 (whose low mantissa
+   bits then hold n + 127, the biased exponent of 2^n), r = t - n ln2 (two-part ln2), a
+   degree-7 polynomial for e^r on |r| <= ln2/2 (Cephes expf coefficients), times 2^n built in
+   the exponent bits. t below -87 (2^n would be subnormal) gives exactly 0. */
+static inline vf exp_neg_vf(vf t) {
+    const vf lo = (vf){0} - 87.0f;
+    vfi under = t < lo;
+    vf tc = max_vf(lo, t); /* NaN stays NaN */
+    vf z = tc * 1.44269504088896341f + 12583039.0f;
+    vf n = z - 12583039.0f;
+    vf r = tc - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
+    vf p = (vf){0} + 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return t < lo ? 0.0f : p * scale;
+    vf scale = (vf)((vfi)z << 23);
+    return (vf)(~under & (vfi)(p * scale));
 }
 
-/* exp(t) for t <= 0, double: Cephes' rational form e^r = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2));
-   2^n through the 1.5*2^52 rounding constant so that it stays in vectorisable int64 ops.
-   t below -708 returns exactly 0. */
-static inline double exp_neg_d(double t) {
-    const double lo = -708.0;
-    double tc = t < lo ? lo : t;
+/* exp(t) for t <= 0, double: Cephes' rational form e^r = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)),
+   2^n through the 1.5*2^52 rounding constant. t below -708 gives exactly 0. */
+static inline vd exp_neg_vd(vd t) {
+    const vd lo = (vd){0} - 708.0;
     const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-    double z = tc * 1.4426950408889634074 + magic;
-    double n = z - magic;
-    double r = tc - n * 6.93145751953125e-1;
+    vdi under = t < lo;
+    vd tc = max_vd(lo, t);
+    vd z = tc * 1.4426950408889634074 + magic;
+    vd n = z - magic;
+    vd r = tc - n * 6.93145751953125e-1;
     r = r - n * 1.42860682030941723212e-6;
-    double rr = r * r;
-    double px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
-                     + 9.99999999999999999910e-1);
-    double qx = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
-                 + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0;
-    double e = 1.0 + 2.0 * px / (qx - px);
-    int64_t zb, mb;
-    memcpy(&zb, &z, sizeof zb);
-    memcpy(&mb, &magic, sizeof mb);
-    int64_t bits = ((zb - mb) + 1023) << 52;
-    double scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return t < lo ? 0.0 : e * scale;
+    vd rr = r * r;
+    vd px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
+                 + 9.99999999999999999910e-1);
+    vd qx = ((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
+             + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0;
+    vd e = 1.0 + 2.0 * px / (qx - px);
+    vdi bits = (((vdi)z - (vdi)((vd){0} + magic)) + 1023) << 52;
+    return (vd)(~under & (vdi)(e * (vd)bits));
 }
 
-/* log(x) for positive normal x (window sums), float: x = 2^e * f with f in [sqrt(1/2), sqrt(2)),
-   log f by Cephes' logf polynomial, branch-free so that gcc vectorises it. */
-static inline float log_pos_f(float x) {
-    int32_t b;
-    memcpy(&b, &x, sizeof b);
-    int32_t e = ((b >> 23) & 0xff) - 127;
-    int32_t mb = (b & 0x7fffff) | 0x3f800000;
-    float f;
-    memcpy(&f, &mb, sizeof f);
-    int32_t big = f > 1.41421356237f;
-    f = big ? f * 0.5f : f;
-    float ef = (float)(e + big);
+/* log(x) for positive normal x (window sums), float: x = 2^e f with f in [sqrt(1/2), sqrt(2)),
+   log f by Cephes' logf polynomial. */
+static inline vf log_pos_vf(vf x) {
+    vfi b = (vfi)x;
+    vfi e = ((b >> 23) & 0xff) - 127;
+    vf f = (vf)((b & 0x7fffff) | 0x3f800000);
+    vfi big = f > 1.41421356237f;
+    f = sel_vf(big, f * 0.5f, f);
+    vf ef = __builtin_convertvector(e - big, vf); /* big is -1 where true */
     f = f - 1.0f;
-    float z = f * f;
-    float y = 7.0376836292e-2f;
+    vf z = f * f;
+    vf y = (vf){0} + 7.0376836292e-2f;
     y = y * f - 1.1514610310e-1f;
     y = y * f + 1.1676998740e-1f;
     y = y * f - 1.2420140846e-1f;
@@ -122,212 +155,367 @@ static inline float log_pos_f(float x) {
     return f + y + 0.693359375f * ef;
 }
 
-static inline double log_pos_d(double x) { return __builtin_log(x); }
+static inline vd log_pos_vd(vd x) {
+    vd r;
+    for (int l = 0; l < 4; l++) r[l] = __builtin_log(x[l]);
+    return r;
+}
 
-/* Output positions [lo, hi) whose window tap j lands inside [0, L). */
-static void tap_range(i64 j, i64 L, i64 O, i64 s, i64 p, i64 *lo, i64 *hi) {
-    i64 a = p - j; /* need o*s >= a */
-    i64 l = a <= 0 ? 0 : (a + s - 1) / s;
-    i64 b = L - 1 + p - j; /* need o*s <= b */
-    i64 h = b < 0 ? 0 : b / s + 1;
-    if (h > O) h = O;
-    if (l > h) l = h;
-    *lo = l;
-    *hi = h;
+/* Copy an 8x8 float tile: dst[j * ds + i] = src[i * ss + j]. */
+static inline void transpose8_f32(const float *src, i64 ss, float *dst, i64 ds) {
+#ifdef __AVX__
+    __m256 r0 = _mm256_loadu_ps(src), r1 = _mm256_loadu_ps(src + ss);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * ss), r3 = _mm256_loadu_ps(src + 3 * ss);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * ss), r5 = _mm256_loadu_ps(src + 5 * ss);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ss), r7 = _mm256_loadu_ps(src + 7 * ss);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + ds, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ds, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ds, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ds, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ds, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ds, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ds, _mm256_permute2f128_ps(u3, u7, 0x31));
+#else
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++) dst[j * ds + i] = src[i * ss + j];
+#endif
 }
 """
 
-# One kernel pair, instantiated for float and double by textual substitution of
-# T / SUF / EXP / LOG / TMAX / SHIFT (see C_SOURCE below).
+# One kernel set, instantiated for float and double by textual substitution of the
+# names in _TYPES (T, VT, NL, ...) and of the _SUF suffix.
 _KERNELS = r"""
-/* Forward over planes [0, planes): y = m + sum(e (x - m)) / sum(e), lse = m + log(sum(e)),
-   e = exp(x - m), m = window max (padded taps excluded by clipping the window).
-   Fast rows (windows overlapping along W): when every window max in an output row is within
-   SHIFT of the row's largest window max c, the exponentials are taken once per input element
-   of the row band against the shared shift c (contiguous, and shared by overlapping
-   windows); otherwise each window uses its own max. Both are exact up to rounding (terms
-   below e^-47 relative are dropped). */
-void softpool_fwd_SUF(const T *restrict x, T *restrict y, T *restrict lse,
-                      i64 planes, int nthreads, const i64 *g) {
-    const i64 D = g[0], H = g[1], W = g[2], OD = g[3], OH = g[4], OW = g[5];
-    const i64 KD = g[6], KH = g[7], KW = g[8], SD = g[9], SH = g[10], SW = g[11];
-    const i64 PD = g[12], PH = g[13], PW = g[14];
-    i64 lo[64], hi[64];
-    for (i64 j = 0; j < KW; j++) tap_range(j, W, OW, SW, PW, &lo[j], &hi[j]);
-    #pragma omp parallel num_threads(nthreads)
-    {
-    T *mo = malloc(sizeof(T) * (2 * OW + 2 * W)); /* row scratch: max, exp sum, e, e*d */
-    T *so = mo + OW, *er = so + OW, *xe = er + W;
-    #pragma omp for schedule(static)
-    for (i64 pl = 0; pl < planes; pl++) {
-        const T *xp = x + pl * D * H * W;
-        for (i64 od = 0; od < OD; od++) {
-            i64 d0 = od * SD - PD, dlo = d0 < 0 ? 0 : d0, dhi = d0 + KD > D ? D : d0 + KD;
-            for (i64 oh = 0; oh < OH; oh++) {
-                i64 h0 = oh * SH - PH, hlo = h0 < 0 ? 0 : h0, hhi = h0 + KH > H ? H : h0 + KH;
-                i64 o = ((pl * OD + od) * OH + oh) * OW;
-                T *restrict yo = y + o, *restrict lo_ = lse + o;
-                for (i64 ow = 0; ow < OW; ow++) { mo[ow] = -(TMAX); so[ow] = 0; yo[ow] = 0; }
-                for (i64 id = dlo; id < dhi; id++)
-                    for (i64 ih = hlo; ih < hhi; ih++) {
-                        const T *restrict row = xp + (id * H + ih) * W - PW;
-                        for (i64 j = 0; j < KW; j++) {
-                            const T *restrict rj = row + j;
-                            for (i64 ow = lo[j]; ow < hi[j]; ow++) {
-                                T v = rj[ow * SW];
-                                mo[ow] = v > mo[ow] ? v : mo[ow];
-                            }
-                        }
-                    }
-                T c = mo[0];
-                int fast = KW > SW; /* shared exponentials only pay when windows overlap */
-                for (i64 ow = 1; ow < OW && fast; ow++) c = mo[ow] > c ? mo[ow] : c;
-                for (i64 ow = 0; ow < OW && fast; ow++) fast &= mo[ow] >= c - SHIFT;
-                if (fast) {
-                    for (i64 id = dlo; id < dhi; id++)
-                        for (i64 ih = hlo; ih < hhi; ih++) {
-                            const T *restrict xr = xp + (id * H + ih) * W;
-                            for (i64 iw = 0; iw < W; iw++) {
-                                T d = xr[iw] - c;
-                                d = d > 0 ? 0 : d; /* only inputs outside every window */
-                                d = d < -(TMAX) ? -(TMAX) : d;
-                                T e = EXP(d);
-                                er[iw] = e;
-                                xe[iw] = e * d;
-                            }
-                            for (i64 j = 0; j < KW; j++) {
-                                const T *restrict ej = er - PW + j, *restrict xj = xe - PW + j;
-                                for (i64 ow = lo[j]; ow < hi[j]; ow++) {
-                                    so[ow] += ej[ow * SW];
-                                    yo[ow] += xj[ow * SW];
-                                }
-                            }
-                        }
-                    for (i64 ow = 0; ow < OW; ow++) {
-                        lo_[ow] = c + LOG(so[ow]);
-                        yo[ow] = c + yo[ow] / so[ow];
-                    }
-                } else {
-                    for (i64 id = dlo; id < dhi; id++)
-                        for (i64 ih = hlo; ih < hhi; ih++) {
-                            const T *restrict row = xp + (id * H + ih) * W - PW;
-                            for (i64 j = 0; j < KW; j++) {
-                                const T *restrict rj = row + j;
-                                for (i64 ow = lo[j]; ow < hi[j]; ow++) {
-                                    T d = rj[ow * SW] - mo[ow];
-                                    d = d < -(TMAX) ? -(TMAX) : d; /* -inf on overflow */
-                                    T e = EXP(d);
-                                    so[ow] += e;
-                                    yo[ow] += e * d;
-                                }
-                            }
-                        }
-                    for (i64 ow = 0; ow < OW; ow++) {
-                        lo_[ow] = mo[ow] + LOG(so[ow]);
-                        yo[ow] = mo[ow] + yo[ow] / so[ow];
-                    }
-                }
-            }
-        }
+static inline VT ld_SUF(const T *p) { VT v; memcpy(&v, p, sizeof v); return v; }
+static inline void st_SUF(T *p, VT v) { memcpy(p, &v, sizeof v); }
+
+/* Lanes <- strided source: dst[q * NL + l] = src[q * qs + l * ls] for l < nl, 0 beyond. */
+static void gather_SUF(const T *restrict src, i64 qs, i64 ls, i64 n, int nl, T *restrict dst) {
+    i64 q = 0;
+    if (NL == 8 && sizeof(T) == 4 && nl == 8 && qs == 1)
+        for (; q + 8 <= n; q += 8)
+            transpose8_f32((const float *)src + q, ls, (float *)dst + q * 8, 8);
+    for (; q < n; q++)
+        for (int l = 0; l < NL; l++) dst[q * NL + l] = l < nl ? src[q * qs + l * ls] : 0;
+}
+
+/* Lanes -> strided destination (the first nl lanes). */
+static void scatter_SUF(const T *restrict src, i64 n, int nl, T *restrict dst, i64 qs, i64 ls) {
+    i64 q = 0;
+    if (NL == 8 && sizeof(T) == 4 && nl == 8 && qs == 1)
+        for (; q + 8 <= n; q += 8)
+            transpose8_f32((const float *)src + q * 8, 8, (float *)dst + q, ls);
+    for (; q < n; q++)
+        for (int l = 0; l < nl; l++) dst[q * qs + l * ls] = src[q * NL + l];
+}
+
+/* Window geometry of one call. A window is "interior" when it lies wholly inside the input;
+   its taps are then at fixed offsets (tap[]) from its first position. Border windows are
+   clipped to the input (padded taps are excluded). */
+typedef struct {
+    i64 D, H, W, OD, OH, OW, KD, KH, KW, SD, SH, SW, PD, PH, PW;
+    i64 lo[3], hi[3]; /* interior output range per dim (d, h, w) */
+    i64 ntap;
+    int disjoint;     /* no input position lies in two windows (kernel <= stride) */
+} geo_SUF;
+
+static geo_SUF geo_make_SUF(const i64 *g) {
+    geo_SUF G;
+    G.D = g[0], G.H = g[1], G.W = g[2], G.OD = g[3], G.OH = g[4], G.OW = g[5];
+    G.KD = g[6], G.KH = g[7], G.KW = g[8], G.SD = g[9], G.SH = g[10], G.SW = g[11];
+    G.PD = g[12], G.PH = g[13], G.PW = g[14];
+    for (int d = 0; d < 3; d++) {
+        i64 n = g[d], o = g[3 + d], k = g[6 + d], s = g[9 + d], p = g[12 + d];
+        i64 a = (p + s - 1) / s, b = n + p - k < 0 ? 0 : (n + p - k) / s + 1;
+        G.lo[d] = a < o ? a : o;
+        G.hi[d] = b < G.lo[d] ? G.lo[d] : (b > o ? o : b);
     }
-    free(mo);
+    G.ntap = G.KD * G.KH * G.KW;
+    G.disjoint = G.KD <= G.SD && G.KH <= G.SH && G.KW <= G.SW;
+    return G;
+}
+
+/* Offsets (in elements, positions xs apart) of the taps of border window (od, oh, ow),
+   clipped to the input; returns their count. */
+static i64 clip_taps_SUF(const geo_SUF *G, i64 od, i64 oh, i64 ow, i64 xs, i64 *buf) {
+    i64 d0 = od * G->SD - G->PD, h0 = oh * G->SH - G->PH, w0 = ow * G->SW - G->PW;
+    i64 dlo = d0 < 0 ? 0 : d0, dhi = d0 + G->KD > G->D ? G->D : d0 + G->KD;
+    i64 hlo = h0 < 0 ? 0 : h0, hhi = h0 + G->KH > G->H ? G->H : h0 + G->KH;
+    i64 wlo = w0 < 0 ? 0 : w0, whi = w0 + G->KW > G->W ? G->W : w0 + G->KW;
+    i64 n = 0;
+    for (i64 id = dlo; id < dhi; id++)
+        for (i64 ih = hlo; ih < hhi; ih++)
+            for (i64 iw = wlo; iw < whi; iw++) buf[n++] = ((id * G->H + ih) * G->W + iw) * xs;
+    return n;
+}
+
+/* Offsets of the taps of an interior window from its first position. */
+static void full_taps_SUF(const geo_SUF *G, i64 xs, i64 *tap) {
+    i64 n = 0;
+    for (i64 a = 0; a < G->KD; a++)
+        for (i64 b = 0; b < G->KH; b++)
+            for (i64 c = 0; c < G->KW; c++) tap[n++] = ((a * G->H + b) * G->W + c) * xs;
+}
+
+/* One window, forward: y = m + sum(e d) / sum(e), lse = m + log(sum(e)), d = x - m,
+   e = exp(d), m = the window max. n is a literal at the hot call sites, so the tap loops
+   unroll. */
+static inline __attribute__((always_inline)) void
+fwd_win_SUF(const T *restrict x, const i64 *restrict tap, i64 n, T *y, T *lse) {
+    const VT lo = (VT){0} - TMAX;
+    VT m = lo;
+    for (i64 t = 0; t < n; t++) m = MAXV(m, ld_SUF(x + tap[t]));
+    VT s = (VT){0}, u = (VT){0};
+    for (i64 t = 0; t < n; t++) {
+        /* x - m overflows to -inf for extreme inputs: clamp (its weight is 0) */
+        VT d = MAXV(lo, ld_SUF(x + tap[t]) - m);
+        VT e = EXPV(d);
+        s += e;
+        u += e * d;
+    }
+    st_SUF(y, m + u / s);
+    st_SUF(lse, m + LOGV(s));
+}
+
+/* One window, backward: gx_i (+)= g exp(x_i - lse) (1 + x_i - y) at each tap (acc: add to
+   what is there, for overlapping windows; else store). */
+static inline __attribute__((always_inline)) void
+bwd_win_SUF(const T *restrict x, T *restrict gx, const i64 *restrict tap, i64 n, VT gv, VT lv,
+            VT c1, int acc) {
+    const VT zero = (VT){0};
+    for (i64 t = 0; t < n; t++) {
+        VT v = ld_SUF(x + tap[t]);
+        VT w = EXPV(v - lv); /* exp(-inf) = 0 */
+        /* 1 + x - y may overflow where w == 0: select, not multiply */
+        VT c = SELV(w > zero, gv * w * (c1 + v), zero);
+        if (acc) c += ld_SUF(gx + tap[t]);
+        st_SUF(gx + tap[t], c);
     }
 }
 
-/* Backward: gx_i = sum over windows w containing i of g_w exp(x_i - lse_w) (1 + x_i - y_w).
-   Fast rows (overlap along W, every lse in the output row within SHIFT of the largest, c) use
-   exp(x_i - lse_w) = exp(x_i - c) / exp(lse_w - c): one exponential per input of the band
-   and one per output instead of one per (window, tap). */
-void softpool_bwd_SUF(const T *restrict x, const T *restrict y, const T *restrict lse,
-                      const T *restrict gy, T *restrict gx, i64 planes, int nthreads,
-                      const i64 *g) {
-    const i64 D = g[0], H = g[1], W = g[2], OD = g[3], OH = g[4], OW = g[5];
-    const i64 KD = g[6], KH = g[7], KW = g[8], SD = g[9], SH = g[10], SW = g[11];
-    const i64 PD = g[12], PH = g[13], PW = g[14];
-    i64 lo[64], hi[64];
-    for (i64 j = 0; j < KW; j++) tap_range(j, W, OW, SW, PW, &lo[j], &hi[j]);
-    #pragma omp parallel num_threads(nthreads)
-    {
-    T *gq = malloc(sizeof(T) * (2 * OW + W)); /* row scratch: scaled g, 1 - y, e */
-    T *c1 = gq + OW, *er = c1 + OW;
-    #pragma omp for schedule(static)
-    for (i64 pl = 0; pl < planes; pl++) {
-        const T *xp = x + pl * D * H * W;
-        T *gxp = gx + pl * D * H * W;
-        memset(gxp, 0, sizeof(T) * D * H * W);
-        for (i64 od = 0; od < OD; od++) {
-            i64 d0 = od * SD - PD, dlo = d0 < 0 ? 0 : d0, dhi = d0 + KD > D ? D : d0 + KD;
-            for (i64 oh = 0; oh < OH; oh++) {
-                i64 h0 = oh * SH - PH, hlo = h0 < 0 ? 0 : h0, hhi = h0 + KH > H ? H : h0 + KH;
-                i64 o = ((pl * OD + od) * OH + oh) * OW;
-                const T *restrict lo_ = lse + o;
-                T c = lo_[0];
-                int fast = KW > SW; /* shared exponentials only pay when windows overlap */
-                for (i64 ow = 1; ow < OW && fast; ow++) c = lo_[ow] > c ? lo_[ow] : c;
-                for (i64 ow = 0; ow < OW && fast; ow++) fast &= lo_[ow] >= c - SHIFT;
-                for (i64 ow = 0; ow < OW; ow++) {
-                    c1[ow] = 1 - y[o + ow];
-                    gq[ow] = fast ? gy[o + ow] / EXP(lo_[ow] - c) : gy[o + ow];
-                }
-                for (i64 id = dlo; id < dhi; id++)
-                    for (i64 ih = hlo; ih < hhi; ih++) {
-                        const T *restrict xr = xp + (id * H + ih) * W;
-                        const T *restrict row = xr - PW;
-                        T *restrict grow = gxp + (id * H + ih) * W - PW;
-                        if (fast) {
-                            for (i64 iw = 0; iw < W; iw++) {
-                                T d = xr[iw] - c;
-                                er[iw] = EXP(d > 0 ? 0 : d);
-                            }
-                            for (i64 j = 0; j < KW; j++) {
-                                const T *restrict rj = row + j, *restrict ej = er - PW + j;
-                                T *restrict gj = grow + j;
-                                for (i64 ow = lo[j]; ow < hi[j]; ow++) {
-                                    T e = ej[ow * SW];
-                                    T t = gq[ow] * e * (c1[ow] + rj[ow * SW]);
-                                    gj[ow * SW] += e > 0 ? t : 0; /* 1 + x - y may overflow */
-                                }
-                            }
-                        } else {
-                            for (i64 j = 0; j < KW; j++) {
-                                const T *restrict rj = row + j;
-                                T *restrict gj = grow + j;
-                                for (i64 ow = lo[j]; ow < hi[j]; ow++) {
-                                    T v = rj[ow * SW];
-                                    T w = EXP(v - lo_[ow]);
-                                    T t = gq[ow] * w * (c1[ow] + v);
-                                    gj[ow * SW] += w > 0 ? t : 0; /* 1 + x - y may overflow */
-                                }
-                            }
-                        }
-                    }
+/* Loop over the outputs of a block; BODY sees the window's taps (tap[0..n), offsets from
+   x + base) and the output index o. */
+#define FOR_WINDOWS_SUF(...)                                                               \
+    i64 o = 0;                                                                             \
+    for (i64 od = 0; od < G->OD; od++)                                                     \
+        for (i64 oh = 0; oh < G->OH; oh++) {                                               \
+            int rin = od >= G->lo[0] && od < G->hi[0] && oh >= G->lo[1] && oh < G->hi[1];   \
+            i64 a = rin ? G->lo[2] : G->OW, b = rin ? G->hi[2] : G->OW;                     \
+            i64 row = ((od * G->SD - G->PD) * G->H + oh * G->SH - G->PH) * G->W - G->PW;    \
+            for (i64 ow = 0; ow < G->OW; ow++, o++) {                                      \
+                const i64 *tap = full;                                                     \
+                i64 n = G->ntap, base = (row + ow * G->SW) * xs;                           \
+                if (ow < a || ow >= b) {                                                   \
+                    n = clip_taps_SUF(G, od, oh, ow, xs, clip);                            \
+                    tap = clip, base = 0;                                                  \
+                }                                                                          \
+                __VA_ARGS__                                                                \
+            }                                                                              \
+        }
+
+/* Forward on one block of NL planes in lanes layout: input position q at x + q * xs (lanes
+   contiguous), output o at y + o * ys and lse + o * ys. buf: 2 * ntap i64 of scratch. */
+static void fwd_block_SUF(const T *x, i64 xs, T *y, T *lse, i64 ys, const geo_SUF *G,
+                          i64 *buf) {
+    i64 *full = buf, *clip = buf + G->ntap;
+    full_taps_SUF(G, xs, full);
+    FOR_WINDOWS_SUF(
+        const T *xb = x + base;
+        T *yo = y + o * ys, *lo = lse + o * ys;
+        switch (n) { /* the common window sizes get unrolled copies */
+        case 2: fwd_win_SUF(xb, tap, 2, yo, lo); break;
+        case 3: fwd_win_SUF(xb, tap, 3, yo, lo); break;
+        case 4: fwd_win_SUF(xb, tap, 4, yo, lo); break;
+        case 8: fwd_win_SUF(xb, tap, 8, yo, lo); break;
+        case 9: fwd_win_SUF(xb, tap, 9, yo, lo); break;
+        default: fwd_win_SUF(xb, tap, n, yo, lo);
+        }
+    )
+}
+
+/* Backward on one block: gx_i = sum over windows w holding i of g_w exp(x_i - lse_w)
+   (1 + x_i - y_w). Overlapping windows accumulate (gx must hold zeros on entry); disjoint
+   ones store (gx must hold zeros at positions no window covers). */
+static void bwd_block_SUF(const T *x, const T *y, const T *lse, const T *gy, i64 ys, T *gx,
+                          i64 xs, const geo_SUF *G, i64 *buf) {
+    i64 *full = buf, *clip = buf + G->ntap;
+    full_taps_SUF(G, xs, full);
+    const int acc = !G->disjoint;
+    FOR_WINDOWS_SUF(
+        VT gv = ld_SUF(gy + o * ys), lv = ld_SUF(lse + o * ys);
+        VT c1 = (T)1 - ld_SUF(y + o * ys);
+        const T *xb = x + base;
+        T *gb = gx + base;
+        if (acc) {
+            switch (n) {
+            case 4: bwd_win_SUF(xb, gb, tap, 4, gv, lv, c1, 1); break;
+            case 9: bwd_win_SUF(xb, gb, tap, 9, gv, lv, c1, 1); break;
+            default: bwd_win_SUF(xb, gb, tap, n, gv, lv, c1, 1);
+            }
+        } else {
+            switch (n) {
+            case 2: bwd_win_SUF(xb, gb, tap, 2, gv, lv, c1, 0); break;
+            case 4: bwd_win_SUF(xb, gb, tap, 4, gv, lv, c1, 0); break;
+            case 8: bwd_win_SUF(xb, gb, tap, 8, gv, lv, c1, 0); break;
+            default: bwd_win_SUF(xb, gb, tap, n, gv, lv, c1, 0);
             }
         }
+    )
+}
+
+/* Whether every input position lies in some window (then disjoint windows need no zeroed
+   gradient buffer). */
+static int covers_all_SUF(const geo_SUF *G) {
+    const i64 n[3] = {G->D, G->H, G->W}, o[3] = {G->OD, G->OH, G->OW};
+    const i64 k[3] = {G->KD, G->KH, G->KW}, s[3] = {G->SD, G->SH, G->SW};
+    const i64 p[3] = {G->PD, G->PH, G->PW};
+    for (int d = 0; d < 3; d++)
+        if (k[d] < s[d] || (o[d] - 1) * s[d] + k[d] - p[d] < n[d]) return 0;
+    return 1;
+}
+
+/* Blocks of NL planes. Layout cl == 0: x is (nbatch * C planes, P positions) contiguous
+   (C == 1); each block is transposed into lanes scratch and back. cl == 1 (channels last): x
+   is (nbatch, P, C) contiguous; a block of NL channels is used in place (a last, partial one
+   goes through scratch). */
+typedef struct { i64 P, PO, C, planes, cb, nblk; int cl; } plan_SUF;
+
+typedef struct {
+    i64 in, out;           /* offset of the block's first element in x / gx and in y, lse, gy */
+    i64 qs, ls_in, ls_out; /* element stride between positions, between lanes in x / y */
+    int nl;                /* live lanes (planes) in this block */
+} block_SUF;
+
+static plan_SUF plan_make_SUF(i64 nbatch, i64 C, int cl, const i64 *g) {
+    plan_SUF p;
+    p.P = g[0] * g[1] * g[2];
+    p.PO = g[3] * g[4] * g[5];
+    p.C = C;
+    p.planes = nbatch * C;
+    p.cl = cl;
+    p.cb = (C + NL - 1) / NL;
+    p.nblk = cl ? nbatch * p.cb : (nbatch * C + NL - 1) / NL;
+    return p;
+}
+
+static block_SUF block_at_SUF(const plan_SUF *p, i64 b) {
+    block_SUF k;
+    if (p->cl) {
+        i64 n = b / p->cb, c0 = (b % p->cb) * NL;
+        k.nl = p->C - c0 < NL ? (int)(p->C - c0) : NL;
+        k.in = n * p->P * p->C + c0, k.out = n * p->PO * p->C + c0;
+        k.qs = p->C, k.ls_in = 1, k.ls_out = 1;
+    } else {
+        i64 p0 = b * NL;
+        k.nl = p->planes - p0 < NL ? (int)(p->planes - p0) : NL;
+        k.in = p0 * p->P, k.out = p0 * p->PO;
+        k.qs = 1, k.ls_in = p->P, k.ls_out = p->PO;
     }
-    free(gq);
+    return k;
+}
+
+void softpool_fwd_SUF(const T *x, T *y, T *lse, i64 nbatch, i64 C, int cl, int nthreads,
+                      const i64 *g) {
+    const plan_SUF pl = plan_make_SUF(nbatch, C, cl, g);
+    const geo_SUF G = geo_make_SUF(g);
+    const i64 P = pl.P, PO = pl.PO;
+    #pragma omp parallel num_threads(nthreads)
+    {
+    i64 *taps = malloc(sizeof(i64) * 2 * G.ntap);
+    T *xs = NULL, *ys = NULL, *ls = NULL; /* this thread's scratch, made on first need */
+    #pragma omp for schedule(static)
+    for (i64 b = 0; b < pl.nblk; b++) {
+        block_SUF k = block_at_SUF(&pl, b);
+        const T *xb = x + k.in;
+        T *yb = y + k.out, *lb = lse + k.out;
+        if (cl && k.nl == NL) { /* channels last, a full block: in place */
+            fwd_block_SUF(xb, C, yb, lb, C, &G, taps);
+            continue;
+        }
+        if (!xs) {
+            xs = malloc(sizeof(T) * NL * (P + 2 * PO));
+            ys = xs + NL * P, ls = ys + NL * PO;
+        }
+        gather_SUF(xb, k.qs, k.ls_in, P, k.nl, xs);
+        fwd_block_SUF(xs, NL, ys, ls, NL, &G, taps);
+        scatter_SUF(ys, PO, k.nl, yb, k.qs, k.ls_out);
+        scatter_SUF(ls, PO, k.nl, lb, k.qs, k.ls_out);
+    }
+    free(xs);
+    free(taps);
+    }
+}
+
+void softpool_bwd_SUF(const T *x, const T *y, const T *lse, const T *gy, T *gx, i64 nbatch,
+                      i64 C, int cl, int nthreads, const i64 *g) {
+    const plan_SUF pl = plan_make_SUF(nbatch, C, cl, g);
+    const geo_SUF G = geo_make_SUF(g);
+    const i64 P = pl.P, PO = pl.PO;
+    const int zero_first = !(G.disjoint && covers_all_SUF(&G));
+    #pragma omp parallel num_threads(nthreads)
+    {
+    i64 *taps = malloc(sizeof(i64) * 2 * G.ntap);
+    T *xs = NULL, *gs = NULL, *ys = NULL, *ls = NULL, *gys = NULL;
+    #pragma omp for schedule(static)
+    for (i64 b = 0; b < pl.nblk; b++) {
+        block_SUF k = block_at_SUF(&pl, b);
+        const T *xb = x + k.in, *yb = y + k.out, *lb = lse + k.out, *gyb = gy + k.out;
+        T *gxb = gx + k.in;
+        if (cl && k.nl == NL) {
+            if (zero_first)
+                for (i64 q = 0; q < P; q++) st_SUF(gxb + q * C, (VT){0});
+            bwd_block_SUF(xb, yb, lb, gyb, C, gxb, C, &G, taps);
+            continue;
+        }
+        if (!xs) {
+            xs = malloc(sizeof(T) * NL * (2 * P + 3 * PO));
+            gs = xs + NL * P, ys = gs + NL * P, ls = ys + NL * PO, gys = ls + NL * PO;
+        }
+        gather_SUF(xb, k.qs, k.ls_in, P, k.nl, xs);
+        gather_SUF(yb, k.qs, k.ls_out, PO, k.nl, ys);
+        gather_SUF(lb, k.qs, k.ls_out, PO, k.nl, ls);
+        gather_SUF(gyb, k.qs, k.ls_out, PO, k.nl, gys);
+        if (zero_first)
+            for (i64 q = 0; q < P; q++) st_SUF(gs + q * NL, (VT){0});
+        bwd_block_SUF(xs, ys, ls, gys, NL, gs, NL, &G, taps);
+        scatter_SUF(gs, P, k.nl, gxb, k.qs, k.ls_in);
+    }
+    free(xs);
+    free(taps);
     }
 }
 """
-
 _TYPES = {
-    "f32": {"T": "float", "EXP": "exp_neg_f", "LOG": "log_pos_f", "TMAX": "3.402823466e+38f",
-            "SHIFT": "40.0f"},
-    "f64": {"T": "double", "EXP": "exp_neg_d", "LOG": "log_pos_d",
-            "TMAX": "1.7976931348623157e+308", "SHIFT": "40.0"},
+    "f32": {"T": "float", "VT": "vf", "NL": "8", "EXPV": "exp_neg_vf", "LOGV": "log_pos_vf",
+            "MAXV": "max_vf", "SELV": "sel_vf", "TMAX": "3.402823466e+38f"},
+    "f64": {"T": "double", "VT": "vd", "NL": "4", "EXPV": "exp_neg_vd", "LOGV": "log_pos_vd",
+            "MAXV": "max_vd", "SELV": "sel_vd", "TMAX": "1.7976931348623157e+308"},
 }
+
 
 
 def _instantiate(suffix: str) -> str:
-    src = _KERNELS.replace("_SUF(", f"_{suffix}(")
+    src = re.sub(r"_SUF\b", f"_{suffix}", _KERNELS)
     for name, val in _TYPES[suffix].items():
         src = re.sub(rf"\b{name}\b", val, src)
     return src
 
 
-C_SOURCE = C_SOURCE + _instantiate("f32") + _instantiate("f64")
+C_SOURCE = C_PRELUDE + _instantiate("f32") + _instantiate("f64")
 
-#: Widest window along W that the kernel's fixed tap tables hold.
-MAX_KW = 64
+#: Input layouts the kernel reads (see the module docstring).
+LAYOUTS = ("planes", "channels_last")
+#: Planes per vector (float32); a channels-last input with fewer channels is better served
+#: as planes (the caller decides, see :func:`registry.pools.softpool`).
+LANES = 8
 
 _FLAG_SETS = (
     ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp"],
@@ -338,6 +526,8 @@ _FLAG_SETS = (
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _error: str | None = None
+_P = ctypes.c_void_p
+_I64, _INT = ctypes.c_int64, ctypes.c_int
 
 
 def _cache_dir() -> Path:
@@ -373,7 +563,7 @@ def _build() -> ctypes.CDLL:
                 src = Path(tmp) / "softpool_cpu.c"
                 src.write_text(C_SOURCE)
                 so = Path(tmp) / "softpool_cpu.so"
-                cmd = [cc, "-std=c99", "-shared", "-fPIC", *flags, str(src), "-o", str(so)]
+                cmd = [cc, "-std=gnu99", "-shared", "-fPIC", *flags, str(src), "-o", str(so)]
                 res = subprocess.run(cmd, capture_output=True, text=True)
                 if res.returncode != 0:
                     errors.append(res.stderr.strip()[-500:])
@@ -382,12 +572,10 @@ def _build() -> ctypes.CDLL:
         lib = ctypes.CDLL(str(out))
         for suf in ("f32", "f64"):
             fwd = getattr(lib, f"softpool_fwd_{suf}")
-            fwd.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_int,
-                                                    ctypes.c_void_p]
+            fwd.argtypes = [_P] * 3 + [_I64, _I64, _INT, _INT, _P]
             fwd.restype = None
             bwd = getattr(lib, f"softpool_bwd_{suf}")
-            bwd.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_int64, ctypes.c_int,
-                                                    ctypes.c_void_p]
+            bwd.argtypes = [_P] * 5 + [_I64, _I64, _INT, _INT, _P]
             bwd.restype = None
         return lib
     raise RuntimeError("could not compile the SoftPool CPU kernel: " + " | ".join(errors))
@@ -416,39 +604,50 @@ def error() -> str | None:
     return _error
 
 
-def _threads(planes: int) -> int:
-    return max(1, min(torch.get_num_threads(), planes))
+def _split(x: torch.Tensor, layout: str) -> tuple[int, int, tuple[int, int, int]]:
+    """(nbatch, channels, spatial) of a kernel input; a planes input counts as 1 channel."""
+    if layout == "planes":
+        return x.shape[0], 1, tuple(x.shape[1:])
+    if layout == "channels_last":
+        return x.shape[0], x.shape[-1], tuple(x.shape[1:-1])
+    raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
 
 
-def _geometry(x: torch.Tensor, out: tuple[int, ...], k, s, p) -> torch.Tensor:
-    return torch.tensor([*x.shape[1:], *out, *k, *s, *p], dtype=torch.int64)
+def _call_args(x: torch.Tensor, out, k, s, p, layout: str):
+    nb, c, spatial = _split(x, layout)
+    geo = (ctypes.c_int64 * 15)(*spatial, *out, *k, *s, *p)
+    threads = max(1, min(torch.get_num_threads(), -(-nb * c // LANES)))
+    return nb, c, int(layout == "channels_last"), threads, geo
 
 
-def forward(x: torch.Tensor, out: tuple[int, int, int], k, s, p):
-    """``x``: contiguous (planes, D, H, W) float32/float64. Returns ``(y, lse)`` of shape
-    (planes, OD, OH, OW) with ``lse`` = log-sum-exp of each window."""
+def _out_shape(x: torch.Tensor, out, layout: str) -> tuple[int, ...]:
+    return (x.shape[0], *out) if layout == "planes" else (x.shape[0], *out, x.shape[-1])
+
+
+def forward(x: torch.Tensor, out: tuple[int, int, int], k, s, p, layout: str = "planes"):
+    """``x``: contiguous float32/float64, ``(planes, D, H, W)`` or, for ``layout=
+    "channels_last"``, ``(N, D, H, W, C)``. Returns ``(y, lse)`` in the same layout with the
+    output size ``out``; ``lse`` is the log-sum-exp of each window."""
     lib = load()
     assert lib is not None and x.is_contiguous() and x.dtype in (torch.float32, torch.float64)
-    if k[2] > MAX_KW:
-        raise ValueError(f"fused CPU SoftPool supports windows up to {MAX_KW} wide")
-    planes = x.shape[0]
-    y = x.new_empty((planes, *out))
+    y = x.new_empty(_out_shape(x, out, layout))
     lse = torch.empty_like(y)
-    geo = _geometry(x, out, k, s, p)
+    nb, c, cl, threads, geo = _call_args(x, out, k, s, p, layout)
     fn = lib.softpool_fwd_f32 if x.dtype == torch.float32 else lib.softpool_fwd_f64
-    fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), planes, _threads(planes), geo.data_ptr())
+    fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), nb, c, cl, threads, geo)
     return y, lse
 
 
-def backward(x: torch.Tensor, y: torch.Tensor, lse: torch.Tensor, gy: torch.Tensor, k, s, p):
+def backward(x: torch.Tensor, y: torch.Tensor, lse: torch.Tensor, gy: torch.Tensor, k, s, p,
+             layout: str = "planes"):
     """Gradient of SoftPool w.r.t. ``x`` (same layout rules as :func:`forward`)."""
     lib = load()
-    assert lib is not None
-    gy = gy.contiguous()
-    planes, out = x.shape[0], tuple(y.shape[1:])
+    assert lib is not None and x.is_contiguous() and y.is_contiguous() and lse.is_contiguous()
+    gy = gy.to(y.dtype).contiguous()
     gx = torch.empty_like(x)
-    geo = _geometry(x, out, k, s, p)
+    out = tuple(y.shape[1:4])
+    nb, c, cl, threads, geo = _call_args(x, out, k, s, p, layout)
     fn = lib.softpool_bwd_f32 if x.dtype == torch.float32 else lib.softpool_bwd_f64
-    fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), gy.data_ptr(), gx.data_ptr(), planes,
-       _threads(planes), geo.data_ptr())
+    fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), gy.data_ptr(), gx.data_ptr(), nb, c, cl,
+       threads, geo)
     return gx

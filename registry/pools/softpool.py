@@ -210,8 +210,7 @@ def _soft_pool(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mod
     if path == "fused_cpu":
         from registry.pools import _softpool_cpu
 
-        if x.device.type != "cpu" or not _softpool_cpu.available() or \
-                k[-1] > _softpool_cpu.MAX_KW:
+        if x.device.type != "cpu" or not _softpool_cpu.available():
             path = "reference"
     if path == "triton" and x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError("the triton SoftPool path needs a CUDA tensor (or TRITON_INTERPRET=1 "
