@@ -4,6 +4,7 @@ backward, and agreement of its three paths (Triton under Triton's CPU interprete
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import subprocess
 import sys
@@ -97,9 +98,8 @@ def test_paths_agree_forward_and_backward(case):
 
 @pytest.mark.parametrize("scale", [1.0, 12.0, 30.0, 300.0])
 @pytest.mark.parametrize("cfg", [(3, 2, 1), (3, 1, 1), (4, 2, 2)])
-def test_fused_rows_with_shared_and_per_window_shifts(scale, cfg):
-    # the C kernel shares exponentials across overlapping windows of an output row when their
-    # maxima lie within 40 of each other, and falls back per row; both must match the definition
+def test_fused_overlapping_windows_over_a_wide_range(scale, cfg):
+    # overlapping windows whose maxima differ by far more than float32's exp range
     k, s, p = cfg
     torch.manual_seed(7)
     x = (torch.randn(2, 2, 9, 11) * scale).requires_grad_()
@@ -110,6 +110,82 @@ def test_fused_rows_with_shared_and_per_window_shifts(scale, cfg):
     (gx,) = torch.autograd.grad(y, x, g)
     (gr,) = torch.autograd.grad(sp.soft_pool2d(x, k, s, p, path="reference"), x, g)
     torch.testing.assert_close(gx, gr, rtol=1e-4, atol=1e-5)
+
+
+# Every code path of the fused CPU kernel: plane blocks of 8 with a partial last block,
+# channels-last memory (in place, and a partial channel block through scratch), interior and
+# clipped border windows, unrolled (2, 3, 4, 8, 9 taps) and general window sizes, disjoint
+# windows that store (with and without uncovered inputs) and overlapping ones that add.
+SHAPE_CLASSES = {  # name: dim, shape, kernel_size, stride, padding, ceil_mode
+    "cifar-k2": (2, (3, 10, 8, 8), 2, None, 0, False),
+    "odd-k2-floor": (2, (2, 5, 7, 9), 2, None, 0, False),
+    "odd-k2-ceil": (2, (2, 5, 7, 9), 2, None, 0, True),
+    "stem-k3s2p1": (2, (2, 9, 11, 12), 3, 2, 1, False),
+    "overlap-k3s1p1": (2, (1, 8, 6, 7), 3, 1, 1, False),
+    "gap-k2s3": (2, (2, 4, 8, 8), 2, 3, 0, False),
+    "late-many-channels": (2, (2, 40, 3, 3), 2, None, 0, True),
+    "window-k5s2p2": (2, (1, 9, 9, 9), 5, 2, 2, True),
+    "global-9x9": (2, (2, 3, 9, 9), 9, None, 0, False),
+    "rect": (2, (2, 6, 9, 7), (2, 3), (2, 1), (1, 1), True),
+    "1d-k2": (1, (3, 5, 16), 2, None, 0, False),
+    "1d-k3s2p1": (1, (2, 9, 13), 3, 2, 1, True),
+    "3d-k2": (3, (1, 10, 4, 6, 6), 2, None, 0, False),
+    "3d-k3s2p1": (3, (1, 9, 5, 7, 6), 3, 2, 1, True),
+}
+LAYOUTS = ["contiguous", "channels_last", "strided"]
+
+
+def _laid_out(x: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "channels_last":  # (N, *spatial, C) memory, as a channels-last conv gives
+        return x.movedim(1, -1).contiguous().movedim(-1, 1)
+    if layout == "strided":  # every other element of a wider tensor
+        wide = torch.zeros(*x.shape[:-1], 2 * x.shape[-1])
+        wide[..., ::2] = x
+        return wide[..., ::2]
+    return x
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("name", list(SHAPE_CLASSES))
+def test_fused_matches_reference_for_every_shape_class_and_layout(name, layout, scale):
+    dim, shape, k, s, p, ceil = SHAPE_CLASSES[name]
+    torch.manual_seed(8)
+    x0 = torch.randn(shape) * scale
+    x = _laid_out(x0.clone(), layout).requires_grad_()
+    assert torch.equal(x.detach(), x0) and (x.is_contiguous() == (layout == "contiguous"))
+    y = FUNCS[dim](x, k, s, p, ceil, path="fused_cpu")
+    assert sp.last_path() == "fused_cpu"
+    xr = x0.clone().requires_grad_()
+    yr = FUNCS[dim](xr, k, s, p, ceil, path="reference")
+    torch.testing.assert_close(y, yr, rtol=1e-5, atol=1e-5 * scale)
+    if layout == "channels_last" and shape[1] >= 8:  # read in place: output stays channels-last
+        assert y.movedim(1, -1).is_contiguous()
+    g = torch.randn_like(yr)
+    y.backward(g)
+    yr.backward(g)
+    torch.testing.assert_close(x.grad, xr.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, spatial", [("stem-k3s2p1", (5, 6)), ("1d-k3s2p1", (9,)),
+                                           ("3d-k3s2p1", (3, 4, 5)), ("late-many-channels", (3, 3))])
+def test_gradcheck_float64_channels_last(name, spatial):
+    dim, _, k, s, p, ceil = SHAPE_CLASSES[name]
+    torch.manual_seed(9)
+    x = _laid_out(torch.randn(1, 9, *spatial, dtype=torch.float64), "channels_last")
+    x.requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: FUNCS[dim](t, k, s, p, ceil, path="fused_cpu"),
+                                    (x,), fast_mode=True)
+
+
+@pytest.mark.parametrize("path", CPU_PATHS)
+def test_nan_input_gives_nan_in_its_windows_only(path):
+    x = torch.arange(2 * 9 * 4 * 4, dtype=torch.float32).reshape(2, 9, 4, 4) / 50
+    x[1, 3, 0, 1] = math.nan
+    y = sp.soft_pool2d(x, 2, path=path)
+    nan = torch.zeros_like(y, dtype=torch.bool)
+    nan[1, 3, 0, 0] = True
+    assert torch.equal(y.isnan(), nan)
 
 
 @pytest.mark.parametrize("path", CPU_PATHS)

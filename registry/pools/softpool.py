@@ -35,7 +35,11 @@ Paths, and how to record which one ran
 * ``"triton"`` — Triton kernels for forward and backward (:mod:`._softpool_triton`); used for
   CUDA tensors when Triton is importable.
 * ``"fused_cpu"`` — a hand-written C kernel (:mod:`._softpool_cpu`) that never materialises
-  the exponentials; used for CPU tensors when it compiles (needs a C compiler).
+  the exponentials and vectorises across planes; used for CPU tensors when it compiles
+  (needs a C compiler). It reads channels-last inputs (``torch.channels_last``,
+  ``channels_last_3d``, or (N, L, C) memory for 1D) in place, with at least 8 channels, and
+  returns a channels-last output and gradient for them; any other non-contiguous input is
+  copied to contiguous first.
 * ``"reference"`` — plain torch ops (window unfolding + a stable softmax); used elsewhere,
   and the yardstick in tests.
 
@@ -149,7 +153,7 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _forward(path: str, x3: torch.Tensor, k, s, p, out):
+def _forward(path: str, x3: torch.Tensor, k, s, p, out, layout: str):
     if path == "triton":
         from registry.pools import _softpool_triton
 
@@ -158,11 +162,11 @@ def _forward(path: str, x3: torch.Tensor, k, s, p, out):
     if path == "fused_cpu":
         from registry.pools import _softpool_cpu
 
-        return _softpool_cpu.forward(xc, out, k, s, p)
+        return _softpool_cpu.forward(xc, out, k, s, p, layout)
     return _ref_forward(xc, k, s, p, out)
 
 
-def _backward(path: str, x3, y, lse, gy, k, s, p):
+def _backward(path: str, x3, y, lse, gy, k, s, p, layout: str):
     if path == "triton":
         from registry.pools import _softpool_triton
 
@@ -172,30 +176,31 @@ def _backward(path: str, x3, y, lse, gy, k, s, p):
     if path == "fused_cpu":
         from registry.pools import _softpool_cpu
 
-        return _softpool_cpu.backward(xc, yc, lse, gc, k, s, p)
+        return _softpool_cpu.backward(xc, yc, lse, gc, k, s, p, layout)
     return _ref_backward(xc, yc, lse, gc, k, s, p)
 
 
 class _SoftPoolFn(torch.autograd.Function):
-    """SoftPool with the analytic backward ``w_i (1 + x_i - y)``; inputs are (planes, D, H, W).
+    """SoftPool with the analytic backward ``w_i (1 + x_i - y)``; inputs are (planes, D, H, W),
+    or (N, D, H, W, C) with ``layout="channels_last"`` (fused CPU path only).
 
     Saved for backward: the input, the output and the per-window log-sum-exp ``lse``
     (``w_i = exp(x_i - lse)``), all in the compute dtype (float32 for half inputs).
     """
 
     @staticmethod
-    def forward(ctx, x3, k, s, p, out, path):
-        y, lse = _forward(path, x3, k, s, p, out)
+    def forward(ctx, x3, k, s, p, out, path, layout="planes"):
+        y, lse = _forward(path, x3, k, s, p, out, layout)
         ctx.save_for_backward(x3, y, lse)
-        ctx.geom, ctx.path = (k, s, p), path
+        ctx.geom, ctx.path, ctx.layout = (k, s, p), path, layout
         return y.to(x3.dtype)
 
     @staticmethod
     def backward(ctx, gy):
         x3, y, lse = ctx.saved_tensors
         k, s, p = ctx.geom
-        gx = _backward(ctx.path, x3, y, lse, gy, k, s, p)
-        return gx.to(x3.dtype), None, None, None, None, None
+        gx = _backward(ctx.path, x3, y, lse, gy, k, s, p, ctx.layout)
+        return gx.to(x3.dtype), None, None, None, None, None, None
 
 
 def _soft_pool(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mode,
@@ -219,13 +224,32 @@ def _soft_pool(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mod
             any(ki > si for ki, si in zip(k, s, strict=True)):
         path = "reference"  # overlapping windows accumulate with atomics on the GPU
     k3, s3, p3, o3 = to3(k, 1), to3(s, 1), to3(p, 0), to3(out, 1)
+    _last_path = path
+    xl = _channels_last_view(x, dim) if path == "fused_cpu" else None
+    if xl is not None:  # the kernel reads channels-last memory in place
+        y = _SoftPoolFn.apply(xl, k3, s3, p3, o3, path, "channels_last")
+        y = y.reshape(x.shape[0], *out, x.shape[1])
+        return y.permute(0, dim + 1, *range(1, dim + 1))
     lead = x.shape[:-dim]
     x3 = as_planes(x, dim)
     if path != "triton":
         x3 = x3.contiguous()
-    _last_path = path
     y = _SoftPoolFn.apply(x3, k3, s3, p3, o3, path)
     return y.reshape(*lead, *out)
+
+
+def _channels_last_view(x: torch.Tensor, dim: int) -> torch.Tensor | None:
+    """``x`` (N, C, *spatial) whose memory is channels-last (N, *spatial, C), as a contiguous
+    (N, D, H, W, C) view; None for any other layout, or when C is too small for the kernel's
+    channel vectors to pay (such inputs are copied to contiguous planes instead)."""
+    from registry.pools import _softpool_cpu
+
+    if x.dim() != dim + 2 or x.shape[1] < _softpool_cpu.LANES or x.is_contiguous():
+        return None
+    xl = x.permute(0, *range(2, dim + 2), 1)
+    if not xl.is_contiguous():
+        return None
+    return xl.reshape(x.shape[0], *to3(tuple(x.shape[2:]), 1), x.shape[1])
 
 
 def soft_pool1d(x, kernel_size=2, stride=None, padding=0, ceil_mode=False, *, path=None):
