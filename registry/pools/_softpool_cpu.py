@@ -40,6 +40,7 @@ uses its reference path.
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -604,24 +605,21 @@ def error() -> str | None:
     return _error
 
 
-def _split(x: torch.Tensor, layout: str) -> tuple[int, int, tuple[int, int, int]]:
-    """(nbatch, channels, spatial) of a kernel input; a planes input counts as 1 channel."""
+@functools.lru_cache(maxsize=512)
+def _args(shape: tuple[int, ...], out, k, s, p, layout: str, threads: int):
+    """The kernel's scalar arguments for an input of ``shape``: (nbatch, channels, layout
+    flag, threads, geometry array, output shape); cached, they are the same every step."""
     if layout == "planes":
-        return x.shape[0], 1, tuple(x.shape[1:])
-    if layout == "channels_last":
-        return x.shape[0], x.shape[-1], tuple(x.shape[1:-1])
-    raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
-
-
-def _call_args(x: torch.Tensor, out, k, s, p, layout: str):
-    nb, c, spatial = _split(x, layout)
+        nb, c, spatial = shape[0], 1, shape[1:]
+        oshape = (shape[0], *out)
+    elif layout == "channels_last":
+        nb, c, spatial = shape[0], shape[-1], shape[1:-1]
+        oshape = (shape[0], *out, shape[-1])
+    else:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
     geo = (ctypes.c_int64 * 15)(*spatial, *out, *k, *s, *p)
-    threads = max(1, min(torch.get_num_threads(), -(-nb * c // LANES)))
-    return nb, c, int(layout == "channels_last"), threads, geo
-
-
-def _out_shape(x: torch.Tensor, out, layout: str) -> tuple[int, ...]:
-    return (x.shape[0], *out) if layout == "planes" else (x.shape[0], *out, x.shape[-1])
+    threads = max(1, min(threads, -(-nb * c // LANES)))
+    return nb, c, int(layout == "channels_last"), threads, geo, oshape
 
 
 def forward(x: torch.Tensor, out: tuple[int, int, int], k, s, p, layout: str = "planes"):
@@ -630,9 +628,10 @@ def forward(x: torch.Tensor, out: tuple[int, int, int], k, s, p, layout: str = "
     output size ``out``; ``lse`` is the log-sum-exp of each window."""
     lib = load()
     assert lib is not None and x.is_contiguous() and x.dtype in (torch.float32, torch.float64)
-    y = x.new_empty(_out_shape(x, out, layout))
+    nb, c, cl, threads, geo, oshape = _args(tuple(x.shape), out, k, s, p, layout,
+                                            torch.get_num_threads())
+    y = x.new_empty(oshape)
     lse = torch.empty_like(y)
-    nb, c, cl, threads, geo = _call_args(x, out, k, s, p, layout)
     fn = lib.softpool_fwd_f32 if x.dtype == torch.float32 else lib.softpool_fwd_f64
     fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), nb, c, cl, threads, geo)
     return y, lse
@@ -643,10 +642,10 @@ def backward(x: torch.Tensor, y: torch.Tensor, lse: torch.Tensor, gy: torch.Tens
     """Gradient of SoftPool w.r.t. ``x`` (same layout rules as :func:`forward`)."""
     lib = load()
     assert lib is not None and x.is_contiguous() and y.is_contiguous() and lse.is_contiguous()
-    gy = gy.to(y.dtype).contiguous()
+    assert gy.dtype == y.dtype and gy.is_contiguous()
     gx = torch.empty_like(x)
-    out = tuple(y.shape[1:4])
-    nb, c, cl, threads, geo = _call_args(x, out, k, s, p, layout)
+    nb, c, cl, threads, geo, _ = _args(tuple(x.shape), tuple(y.shape[1:4]), k, s, p, layout,
+                                       torch.get_num_threads())
     fn = lib.softpool_bwd_f32 if x.dtype == torch.float32 else lib.softpool_bwd_f64
     fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), gy.data_ptr(), gx.data_ptr(), nb, c, cl,
        threads, geo)

@@ -56,12 +56,15 @@ provenance.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import os
 
 import torch
 from torch import nn
 
+from registry.pools import _softpool_cpu
 from registry.pools._windows import as_planes, geometry, pad_amounts, pool_output_size, to3
 from registry.pools._windows import unfold as _unfold
 
@@ -91,16 +94,17 @@ def softpool_path(device: torch.device | str = "cpu", dtype: torch.dtype | None 
         if forced not in PATHS:
             raise ValueError(f"{_ENV}={forced!r}: choose one of {PATHS}")
         return forced
-    dev = torch.device(device)
+    return _default_path(torch.device(device).type, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _default_path(device_type: str, dtype: torch.dtype | None) -> str:
     if dtype is not None and not dtype.is_floating_point:
         return "reference"
-    if dev.type == "cuda" and _triton_usable():
+    if device_type == "cuda" and _triton_usable():
         return "triton"
-    if dev.type == "cpu":
-        from registry.pools import _softpool_cpu
-
-        if _softpool_cpu.available():
-            return "fused_cpu"
+    if device_type == "cpu" and _softpool_cpu.available():
+        return "fused_cpu"
     return "reference"
 
 
@@ -153,15 +157,20 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` in ``dtype``, contiguous (no dispatcher round trip when it already is)."""
+    if t.dtype != dtype:
+        t = t.to(dtype)
+    return t if t.is_contiguous() else t.contiguous()
+
+
 def _forward(path: str, x3: torch.Tensor, k, s, p, out, layout: str):
     if path == "triton":
         from registry.pools import _softpool_triton
 
         return _softpool_triton.forward(x3, out, k, s, p)
-    xc = x3.to(_compute_dtype(x3.dtype)).contiguous()
+    xc = _as(x3, _compute_dtype(x3.dtype))
     if path == "fused_cpu":
-        from registry.pools import _softpool_cpu
-
         return _softpool_cpu.forward(xc, out, k, s, p, layout)
     return _ref_forward(xc, k, s, p, out)
 
@@ -172,84 +181,122 @@ def _backward(path: str, x3, y, lse, gy, k, s, p, layout: str):
 
         return _softpool_triton.backward(x3, y, lse, gy, k, s, p)
     cd = _compute_dtype(x3.dtype)
-    xc, yc, gc = x3.to(cd).contiguous(), y.to(cd).contiguous(), gy.to(cd).contiguous()
+    xc, yc, gc = _as(x3, cd), _as(y, cd), _as(gy, cd)
     if path == "fused_cpu":
-        from registry.pools import _softpool_cpu
-
         return _softpool_cpu.backward(xc, yc, lse, gc, k, s, p, layout)
     return _ref_backward(xc, yc, lse, gc, k, s, p)
 
 
-class _SoftPoolFn(torch.autograd.Function):
-    """SoftPool with the analytic backward ``w_i (1 + x_i - y)``; inputs are (planes, D, H, W),
-    or (N, D, H, W, C) with ``layout="channels_last"`` (fused CPU path only).
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """One SoftPool call's geometry and kernel layout: ``k, s, p, out`` are 3-tuples (1D and
+    2D are 3D with unit dims); ``layout`` is ``"planes"`` ((planes, D, H, W)) or
+    ``"channels_last"`` ((N, D, H, W, C), the memory of a channels-last input)."""
 
-    Saved for backward: the input, the output and the per-window log-sum-exp ``lse``
-    (``w_i = exp(x_i - lse)``), all in the compute dtype (float32 for half inputs).
+    dim: int
+    k: tuple[int, int, int]
+    s: tuple[int, int, int]
+    p: tuple[int, int, int]
+    out: tuple[int, int, int]
+    path: str
+    layout: str
+
+    def kernel_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.layout == "channels_last":
+            xl = x.permute(0, *range(2, self.dim + 2), 1)
+            return xl.reshape(x.shape[0], *to3(tuple(x.shape[2:]), 1), x.shape[1])
+        x3 = as_planes(x, self.dim)
+        return x3 if self.path == "triton" or x3.is_contiguous() else x3.contiguous()
+
+    def user_output(self, y: torch.Tensor, xshape: torch.Size) -> torch.Tensor:
+        out = self.out[3 - self.dim:]
+        if self.layout == "channels_last":
+            y = y.reshape(xshape[0], *out, xshape[1])
+            return y.permute(0, self.dim + 1, *range(1, self.dim + 1))
+        return y.reshape(*xshape[:-self.dim], *out)
+
+    def kernel_grad(self, gy: torch.Tensor) -> torch.Tensor:
+        if self.layout == "channels_last":
+            gl = gy.permute(0, *range(2, self.dim + 2), 1)
+            return gl.reshape(gy.shape[0], *self.out, gy.shape[1])
+        return gy.reshape(-1, *self.out)
+
+    def user_grad(self, gx: torch.Tensor, xshape: torch.Size) -> torch.Tensor:
+        if self.layout == "channels_last":
+            gx = gx.reshape(xshape[0], *xshape[2:], xshape[1])
+            return gx.permute(0, self.dim + 1, *range(1, self.dim + 1))
+        return gx.reshape(xshape)
+
+
+class _SoftPoolFn(torch.autograd.Function):
+    """SoftPool with the analytic backward ``w_i (1 + x_i - y)``, on the user's tensor: the
+    reshapes to and from the kernel's layout happen inside, so they add no autograd nodes.
+
+    Saved for backward: the kernel-layout input, the output and the per-window log-sum-exp
+    ``lse`` (``w_i = exp(x_i - lse)``), all in the compute dtype (float32 for half inputs).
     """
 
     @staticmethod
-    def forward(ctx, x3, k, s, p, out, path, layout="planes"):
-        y, lse = _forward(path, x3, k, s, p, out, layout)
+    def forward(ctx, x, call: _Call):
+        x3 = call.kernel_input(x)
+        y, lse = _forward(call.path, x3, call.k, call.s, call.p, call.out, call.layout)
         ctx.save_for_backward(x3, y, lse)
-        ctx.geom, ctx.path, ctx.layout = (k, s, p), path, layout
-        return y.to(x3.dtype)
+        ctx.call, ctx.xshape = call, x.shape
+        y = y if y.dtype == x.dtype else y.to(x.dtype)
+        return call.user_output(y, x.shape)
 
     @staticmethod
     def backward(ctx, gy):
         x3, y, lse = ctx.saved_tensors
-        k, s, p = ctx.geom
-        gx = _backward(ctx.path, x3, y, lse, gy, k, s, p, ctx.layout)
-        return gx.to(x3.dtype), None, None, None, None, None, None
+        c = ctx.call
+        gx = _backward(c.path, x3, y, lse, c.kernel_grad(gy), c.k, c.s, c.p, c.layout)
+        gx = gx if gx.dtype == x3.dtype else gx.to(x3.dtype)
+        return c.user_grad(gx, ctx.xshape), None
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(shape: tuple[int, ...], dim: int, kernel_size, stride, padding, ceil_mode: bool,
+          path: str, cl: bool) -> tuple[_Call, tuple[int, ...]]:
+    k, s, p, out = geometry(shape, dim, kernel_size, stride, padding, ceil_mode)
+    if path == "triton" and torch.are_deterministic_algorithms_enabled() and \
+            any(ki > si for ki, si in zip(k, s, strict=True)):
+        path = "reference"  # overlapping windows accumulate with atomics on the GPU
+    layout = "channels_last" if cl and path == "fused_cpu" else "planes"
+    return _Call(dim, to3(k, 1), to3(s, 1), to3(p, 0), to3(out, 1), path, layout), out
+
+
+def _frozen(v):
+    """A pooling argument in hashable form (lists become tuples) for the plan cache."""
+    return tuple(v) if isinstance(v, list) else v
 
 
 def _soft_pool(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mode,
                path: str | None) -> torch.Tensor:
     global _last_path
-    k, s, p, out = geometry(x.shape, dim, kernel_size, stride, padding, ceil_mode)
     if not x.is_floating_point():
         raise TypeError(f"SoftPool needs a floating-point input, got {x.dtype}")
     path = path or softpool_path(x.device, x.dtype)
     if path not in PATHS:
         raise ValueError(f"unknown SoftPool path {path!r}; choose one of {PATHS}")
-    if path == "fused_cpu":
-        from registry.pools import _softpool_cpu
-
-        if x.device.type != "cpu" or not _softpool_cpu.available():
-            path = "reference"
+    if path == "fused_cpu" and (x.device.type != "cpu" or not _softpool_cpu.available()):
+        path = "reference"
     if path == "triton" and x.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError("the triton SoftPool path needs a CUDA tensor (or TRITON_INTERPRET=1 "
                          "set before triton is imported, for testing on CPU)")
-    if path == "triton" and torch.are_deterministic_algorithms_enabled() and \
-            any(ki > si for ki, si in zip(k, s, strict=True)):
-        path = "reference"  # overlapping windows accumulate with atomics on the GPU
-    k3, s3, p3, o3 = to3(k, 1), to3(s, 1), to3(p, 0), to3(out, 1)
-    _last_path = path
-    xl = _channels_last_view(x, dim) if path == "fused_cpu" else None
-    if xl is not None:  # the kernel reads channels-last memory in place
-        y = _SoftPoolFn.apply(xl, k3, s3, p3, o3, path, "channels_last")
-        y = y.reshape(x.shape[0], *out, x.shape[1])
-        return y.permute(0, dim + 1, *range(1, dim + 1))
-    lead = x.shape[:-dim]
-    x3 = as_planes(x, dim)
-    if path != "triton":
-        x3 = x3.contiguous()
-    y = _SoftPoolFn.apply(x3, k3, s3, p3, o3, path)
-    return y.reshape(*lead, *out)
+    cl = path == "fused_cpu" and _reads_channels_last(x, dim)
+    call, _ = _plan(tuple(x.shape), dim, _frozen(kernel_size), _frozen(stride),
+                    _frozen(padding), bool(ceil_mode), path, cl)
+    _last_path = call.path
+    return _SoftPoolFn.apply(x, call)
 
 
-def _channels_last_view(x: torch.Tensor, dim: int) -> torch.Tensor | None:
-    """``x`` (N, C, *spatial) whose memory is channels-last (N, *spatial, C), as a contiguous
-    (N, D, H, W, C) view; None for any other layout, or when C is too small for the kernel's
-    channel vectors to pay (such inputs are copied to contiguous planes instead)."""
-    from registry.pools import _softpool_cpu
-
+def _reads_channels_last(x: torch.Tensor, dim: int) -> bool:
+    """Whether the fused kernel reads ``x`` (N, C, *spatial) in place as channels-last memory
+    (N, *spatial, C): it must be exactly that layout, with at least the kernel's vector width
+    of channels (fewer are better served copied to contiguous planes)."""
     if x.dim() != dim + 2 or x.shape[1] < _softpool_cpu.LANES or x.is_contiguous():
-        return None
-    xl = x.permute(0, *range(2, dim + 2), 1)
-    if not xl.is_contiguous():
-        return None
-    return xl.reshape(x.shape[0], *to3(tuple(x.shape[2:]), 1), x.shape[1])
+        return False
+    return x.permute(0, *range(2, dim + 2), 1).is_contiguous()
 
 
 def soft_pool1d(x, kernel_size=2, stride=None, padding=0, ceil_mode=False, *, path=None):
