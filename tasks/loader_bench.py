@@ -10,26 +10,32 @@ Measured in one run, on one split (the training split of ``spec.dataset``/``data
 * ``tensor``: :class:`tasks.train_eval.TensorLoader`, the in-memory path.
 
 Every batch gets the recipe's augmentation (``tasks.augment.augment_batch``: crop with
-padding, flip, normalise) on the device, as in training. After one untimed warm-up pass
-(JIT compile, worker start-up), ``passes`` full passes are timed. Then a small training
-loop (``spec.model``, SGD) runs ``train_steps`` steps through each loader, and once on a
-fixed batch (``model_only``: the model's own speed), which answers whether the loader is the
-bottleneck: ``train_<kind>_vs_model`` near 1 means it is not.
+padding, flip, normalise) on the device, as in training. After ``warmup`` untimed passes of
+each loader (JIT compile, worker start-up, page cache), ``passes`` full passes of each are
+timed **interleaved** (torch, ffcv, tensor, then the next round with the order rotated), so
+load from other processes hits every loader alike; images/s is the median over the passes
+and each ratio the median of the per-round ratios. Then a small training loop
+(``spec.model``, SGD) runs ``train_steps`` steps per round through each loader and on a fixed
+batch (``model_only``: the model's own speed), ``train_repeats`` interleaved rounds, which
+answers whether the loader is the bottleneck: ``train_<kind>_vs_model`` near 1 means it is
+not.
 
 Metrics (images/s and ratios): ``ffcv_ips``, ``torch_ips``, ``tensor_ips``,
 ``ffcv_vs_torch``, ``tensor_vs_torch``, ``ffcv_vs_tensor``, ``train_<kind>_ips``,
-``train_model_only_ips``, ``train_<kind>_vs_model``, ``train_ffcv_vs_torch``.
+``train_model_only_ips``, ``train_<kind>_vs_model``, ``train_ffcv_vs_torch``; ``repeats``
+(timed passes per loader) and ``train_repeats``, so a verdict can state its repetitions.
 
-``params`` (defaults in :data:`DEFAULTS`): ``batch_size``, ``passes``, ``workers`` (loader
-threads and DataLoader processes; 0 = torch's thread count; FFCV also sets torch's CPU
-threads to it), ``encode`` (``png`` | ``jpeg``), ``augment``,
-``train_steps``, ``lr``.
+``params`` (defaults in :data:`DEFAULTS`): ``batch_size``, ``passes``, ``warmup``,
+``workers`` (loader threads and DataLoader processes; 0 = torch's thread count; FFCV also
+sets torch's CPU threads to it), ``encode`` (``png`` | ``jpeg``), ``augment``,
+``train_steps``, ``train_repeats``, ``lr``.
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import statistics
 import tempfile
 import time
 from typing import Any
@@ -47,8 +53,9 @@ from tasks.ffcv_loader import FFCVLoader
 from tasks.train_eval import TensorLoader
 
 DEFAULTS: dict[str, Any] = {
-    "batch_size": 256, "passes": 2, "workers": 0, "encode": "png",
-    "augment": {"crop_padding": 4, "flip": True}, "train_steps": 20, "lr": 0.05,
+    "batch_size": 256, "passes": 7, "warmup": 1, "workers": 0, "encode": "png",
+    "augment": {"crop_padding": 4, "flip": True}, "train_steps": 10, "train_repeats": 5,
+    "lr": 0.05,
 }
 KINDS = ("torch", "ffcv", "tensor")  # torch first: its workers fork before FFCV threads run
 
@@ -97,12 +104,25 @@ def _pass(loader, device, aug, g, mean, std) -> int:
     return n
 
 
-def _loader_ips(loader, passes: int, device, aug, mean, std) -> float:
-    g = torch.Generator().manual_seed(0)
-    _pass(loader, device, aug, g, mean, std)  # warm-up: JIT, worker start, page cache
-    t0 = time.perf_counter()
-    n = sum(_pass(loader, device, aug, g, mean, std) for _ in range(passes))
-    return n / (time.perf_counter() - t0)
+def interleaved(jobs: dict[str, Any], rounds: int, warmup: int = 0) -> dict[str, list[float]]:
+    """Call every job once per round, in an order rotated each round (A, B, C; B, C, A; ...),
+    after ``warmup`` untimed rounds; returns each job's per-round rate (its return value, a
+    count, over its wall time)."""
+    names = list(jobs)
+    rates: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(warmup + rounds):
+        turn = r % len(names)
+        for name in names[turn:] + names[:turn]:
+            t0 = time.perf_counter()
+            n = jobs[name]()
+            if r >= warmup:
+                rates[name].append(n / (time.perf_counter() - t0))
+    return rates
+
+
+def paired_median(a: list[float], b: list[float]) -> float:
+    """The median of the per-round ratios a_r / b_r."""
+    return statistics.median(x / y for x, y in zip(a, b, strict=True))
 
 
 def _batches(loader):
@@ -110,25 +130,30 @@ def _batches(loader):
         yield from loader
 
 
-def _train_ips(model, batches, steps: int, device, aug, mean, std, lr: float) -> float:
-    model = copy.deepcopy(model).train()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    g = torch.Generator().manual_seed(1)
-    n, t0 = 0, 0.0
-    for i in range(steps + 2):  # two untimed steps first
-        if i == 2:
-            _sync(device)
-            t0 = time.perf_counter()
-        xb, yb = next(batches)
-        x = augment_batch(xb.to(device, non_blocking=True), aug, g, mean, std)
-        loss = F.cross_entropy(model(x), yb.to(device, non_blocking=True))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i >= 2:
+class _Trainer:
+    """A copy of the model with its own optimizer, fed by one loader; each call trains
+    ``steps`` steps and returns the images seen (synchronised, so the wall time is real)."""
+
+    def __init__(self, model, batches, steps: int, device, aug, mean, std, lr: float):
+        self.model = copy.deepcopy(model).train()
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.9)
+        self.g = torch.Generator().manual_seed(1)
+        self.batches, self.steps, self.device = batches, steps, device
+        self.aug, self.mean, self.std = aug, mean, std
+
+    def __call__(self) -> int:
+        n = 0
+        for _ in range(self.steps):
+            xb, yb = next(self.batches)
+            x = augment_batch(xb.to(self.device, non_blocking=True), self.aug, self.g,
+                              self.mean, self.std)
+            loss = F.cross_entropy(self.model(x), yb.to(self.device, non_blocking=True))
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
             n += x.shape[0]
-    _sync(device)
-    return n / (time.perf_counter() - t0)
+        _sync(self.device)
+        return n
 
 
 def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
@@ -176,30 +201,42 @@ def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
                 generator=torch.Generator().manual_seed(spec.seed)),
             "tensor": TensorLoader(Split(split.x, split.y), bs, True, spec.seed, True),
         }
-        m: dict[str, float] = {}
-        for kind in KINDS:
-            m[f"{kind}_ips"] = _loader_ips(loaders[kind], int(p["passes"]), device, aug,
-                                           mean, std)
-            if ctx.report:
-                ctx.report(KINDS.index(kind) + 1, len(KINDS) + 1, {f"{kind}_ips": m[f"{kind}_ips"]})
+        passes, warmup = int(p["passes"]), int(p["warmup"])
+        if passes < 1 or warmup < 0 or int(p["train_repeats"]) < 1:
+            raise ValueError("loader_bench: params.passes and params.train_repeats must be at "
+                             "least 1, params.warmup at least 0")
+        g = torch.Generator().manual_seed(0)
+        rates = interleaved({k: (lambda ld=loaders[k]: _pass(ld, device, aug, g, mean, std))
+                             for k in KINDS}, passes, warmup)
+        m: dict[str, float] = {f"{k}_ips": statistics.median(rates[k]) for k in KINDS}
+        m["ffcv_vs_torch"] = paired_median(rates["ffcv"], rates["torch"])
+        m["tensor_vs_torch"] = paired_median(rates["tensor"], rates["torch"])
+        m["ffcv_vs_tensor"] = paired_median(rates["ffcv"], rates["tensor"])
+        if ctx.report:
+            ctx.report(1, 2, {"ffcv_vs_torch": m["ffcv_vs_torch"]})
 
         margs = {"num_classes": bundle.num_classes, "in_chans": bundle.in_chans,
                  **spec.model_args}
         model = registry.create_model(spec.model, **margs).to(device)
         steps, lr = int(p["train_steps"]), float(p["lr"])
         fixed = next(iter(loaders["tensor"]))
-        m["train_model_only_ips"] = _train_ips(model, iter(lambda: fixed, None), steps, device,
-                                               aug, mean, std, lr)
+        feeds = {"model_only": iter(lambda: fixed, None),
+                 **{k: _batches(loaders[k]) for k in KINDS}}
+        trainers = {k: _Trainer(model, b, steps, device, aug, mean, std, lr)
+                    for k, b in feeds.items()}
+        train = interleaved(trainers, int(p["train_repeats"]), warmup=1)
+        for kind, r in train.items():
+            m[f"train_{kind}_ips"] = statistics.median(r)
         for kind in KINDS:
-            ips = _train_ips(model, _batches(loaders[kind]), steps, device, aug, mean, std, lr)
-            m[f"train_{kind}_ips"] = ips
-            m[f"train_{kind}_vs_model"] = ips / m["train_model_only_ips"]
-        del loaders  # stop DataLoader workers and FFCV threads before the files go
-    m["ffcv_vs_torch"] = m["ffcv_ips"] / m["torch_ips"]
-    m["tensor_vs_torch"] = m["tensor_ips"] / m["torch_ips"]
-    m["ffcv_vs_tensor"] = m["ffcv_ips"] / m["tensor_ips"]
-    m["train_ffcv_vs_torch"] = m["train_ffcv_ips"] / m["train_torch_ips"]
+            m[f"train_{kind}_vs_model"] = paired_median(train[kind], train["model_only"])
+        m["train_ffcv_vs_torch"] = paired_median(train["ffcv"], train["torch"])
+        del loaders, feeds, trainers  # stop DataLoader workers and FFCV threads first
     m["items"] = float(n)
+    m["repeats"] = float(passes)
+    m["train_repeats"] = float(p["train_repeats"])
+    ctx.provenance["loader_bench"]["timing"] = (
+        f"median over {passes} interleaved passes per loader after {warmup} warm-up; "
+        f"training: median over {p['train_repeats']} interleaved rounds of {steps} steps")
     if ctx.report:
-        ctx.report(len(KINDS) + 1, len(KINDS) + 1, {"ffcv_vs_torch": m["ffcv_vs_torch"]})
+        ctx.report(2, 2, {"train_ffcv_vs_torch": m["train_ffcv_vs_torch"]})
     return TaskResult(metrics=m)

@@ -318,3 +318,5 @@ def test_loader_bench_reports_ratios(cache):
         assert m[k] > 0
     assert m["ffcv_vs_torch"] == pytest.approx(m["ffcv_ips"] / m["torch_ips"])
     assert r["provenance"]["loader_bench"]["items"] == 256
+    assert m["repeats"] == 1 and m["train_repeats"] == 5  # stated in the verdict
+    assert "interleaved" in r["provenance"]["loader_bench"]["timing"]
