@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 
 import nox
 
@@ -161,11 +162,23 @@ def reproduce_all(session: nox.Session) -> None:
 
 @_session()
 def bench(session: nox.Session) -> None:
-    """Kernel and loader benchmarks: ratios against a baseline measured in the same run."""
+    """Kernel and loader benchmarks: ratios against a baseline measured in the same run.
+
+    Run it alone on the machine (``flock /work/cpu.lock nox -s bench`` here). Prints the
+    verdicts, the loader metrics, and SoftPool's whole shape grid (ratio to avg and max
+    pooling, speed-up over the plain formula, at 1 and 2 threads), saying where a shape still
+    misses the target and why.
+    """
     py = install(session)
     args = list(session.posargs) or ["--tier", "mini"]
     session.run(py, "-m", "suite", "run", "--tag", "bench", *args, success_codes=[0, 1],
                 external=True)
     tier = args[args.index("--tier") + 1] if "--tier" in args else "mini"
-    session.run(py, "-m", "suite", "report", "--tag", "bench", "--tier", tier, "--metrics",
+    session.run(py, "-m", "suite", "report", "--tag", "bench", "--tier", tier, external=True)
+    session.run(py, "-m", "suite", "report", "--tag", "loader", "--tier", tier, "--metrics",
                 external=True)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        runs = os.path.join(tmp, "runs.jsonl")
+        session.run(py, "-m", "suite", "export", runs, external=True, silent=True)
+        session.run(py, "-m", "tasks.kernel_bench", "--from-jsonl", runs, "--tier", tier,
+                    success_codes=[0, 1], external=True)
