@@ -179,12 +179,15 @@ def test_gradcheck_float64_channels_last(name, spatial):
 
 
 @pytest.mark.parametrize("path", CPU_PATHS)
-def test_nan_input_gives_nan_in_its_windows_only(path):
+@pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 1, 1)])
+def test_nan_input_gives_nan_in_its_windows_only(path, k, s, p):
     x = torch.arange(2 * 9 * 4 * 4, dtype=torch.float32).reshape(2, 9, 4, 4) / 50
     x[1, 3, 0, 1] = math.nan
-    y = sp.soft_pool2d(x, 2, path=path)
-    nan = torch.zeros_like(y, dtype=torch.bool)
-    nan[1, 3, 0, 0] = True
+    y = sp.soft_pool2d(x, k, s, p, path=path)
+    holds = torch.zeros_like(x).index_put_((torch.tensor(1), torch.tensor(3), torch.tensor(0),
+                                           torch.tensor(1)), torch.tensor(1.0))
+    nan = torch.nn.functional.max_pool2d(holds, k, s, p) > 0  # the windows holding it
+    assert nan.sum() == (1 if k == 2 else 6)
     assert torch.equal(y.isnan(), nan)
 
 

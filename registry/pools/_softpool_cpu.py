@@ -21,6 +21,15 @@ Numerics (Stergiou et al., ICCV 2021, Eq. 1–2, with the window maximum ``m`` s
     forward:  y = m + sum(e d) / sum(e),  lse = m + log(sum(e)),  d = x - m,  e = exp(d)
     backward: gx_i += g_w exp(x_i - lse_w) (1 + x_i - y_w)   for every window w holding i
 
+Overlapping windows (kernel > stride, e.g. 3×3 stride 2) would take every input's
+exponential once per window holding it (2.25× for 3×3/2, 9× for 3×3/1). When all inputs of
+a block's planes lie within 40 of their plane's maximum ``c`` (checked per block; NaN and inf
+fail the check), the kernel instead subtracts the shared shift ``c``: ``e = exp(x - c)`` once
+per input, window sums of ``e`` and ``e (x - c)``, and a backward that scatters
+``a_w = g_w exp(c - lse_w)`` to the taps (``gx_i = e_i Σ_w a_w (1 + x_i - y_w)``). That is
+the same stable formula up to rounding (no window maximum is more than 40 below ``c``, so
+nothing that matters underflows); other blocks take the per-window-maximum path above.
+
 Padded window positions are *excluded* (the window is clipped to the input), exactly like
 ``-inf`` padding in max pooling. ``exp`` is evaluated only at arguments ``<= 0`` by a
 branch-free Cody-Waite/Cephes-style routine on whole vectors; arguments below the underflow
@@ -79,11 +88,15 @@ static inline vd sel_vd(vdi m, vd a, vd b) {
 }
 static inline vf max_vf(vf a, vf b) { return (vf)_mm256_max_ps((__m256)a, (__m256)b); }
 static inline vd max_vd(vd a, vd b) { return (vd)_mm256_max_pd((__m256d)a, (__m256d)b); }
+static inline vf min_vf(vf a, vf b) { return (vf)_mm256_min_ps((__m256)a, (__m256)b); }
+static inline vd min_vd(vd a, vd b) { return (vd)_mm256_min_pd((__m256d)a, (__m256d)b); }
 #else
 static inline vf sel_vf(vfi m, vf a, vf b) { return (vf)((m & (vfi)a) | (~m & (vfi)b)); }
 static inline vd sel_vd(vdi m, vd a, vd b) { return (vd)((m & (vdi)a) | (~m & (vdi)b)); }
 static inline vf max_vf(vf a, vf b) { return sel_vf(a > b, a, b); }
 static inline vd max_vd(vd a, vd b) { return sel_vd(a > b, a, b); }
+static inline vf min_vf(vf a, vf b) { return sel_vf(a < b, a, b); }
+static inline vd min_vd(vd a, vd b) { return sel_vd(a < b, a, b); }
 #endif
 
 /* exp(t) for t <= 0, float: n = round(t log2 e) by adding 1.5*2^23 + 127 (whose low mantissa
@@ -226,6 +239,7 @@ typedef struct {
     i64 lo[3], hi[3]; /* interior output range per dim (d, h, w) */
     i64 ntap;
     int disjoint;     /* no input position lies in two windows (kernel <= stride) */
+    i64 P;            /* input positions of a plane */
 } geo_SUF;
 
 static geo_SUF geo_make_SUF(const i64 *g) {
@@ -241,6 +255,7 @@ static geo_SUF geo_make_SUF(const i64 *g) {
     }
     G.ntap = G.KD * G.KH * G.KW;
     G.disjoint = G.KD <= G.SD && G.KH <= G.SH && G.KW <= G.SW;
+    G.P = G.D * G.H * G.W;
     return G;
 }
 
@@ -372,6 +387,92 @@ static void bwd_block_SUF(const T *x, const T *y, const T *lse, const T *gy, i64
     )
 }
 
+/* Shared shift, for overlapping windows. When every input of each lane (plane) lies within
+   SHIFT of the lane's maximum c (checked; NaN and inf fail), exp(x - c) is taken once per
+   input instead of once per window tap, and a window's sums are sums of those:
+   y = c + sum(e d) / sum(e), lse = c + log(sum(e)), d = x - c, e = exp(d). Exact up to
+   rounding: every window max is within SHIFT of c, so no term that matters underflows.
+   Otherwise the caller takes the per-window-max path. */
+static int shared_shift_SUF(const T *x, i64 xs, i64 P, VT *c) {
+    VT hi = (VT){0} - TMAX, lo = (VT){0} + TMAX;
+    VI bad = (VI){0};
+    for (i64 q = 0; q < P; q++) {
+        VT v = ld_SUF(x + q * xs);
+        hi = MAXV(hi, v);
+        lo = MINV(lo, v);
+        bad |= v != v;
+    }
+    VI ok = (hi - lo <= SHIFT) & ~bad;
+    *c = hi;
+    for (int l = 0; l < NL; l++)
+        if (!ok[l]) return 0;
+    return 1;
+}
+
+/* Sums of one window over the interleaved (e, e d) scratch (pairs NL apart). */
+static inline __attribute__((always_inline)) void
+sum_win_SUF(const T *restrict e, const i64 *restrict tap, i64 n, VT *s, VT *u) {
+    VT a = (VT){0}, b = (VT){0};
+    for (i64 t = 0; t < n; t++) {
+        a += ld_SUF(e + tap[t]);
+        b += ld_SUF(e + tap[t] + NL);
+    }
+    *s = a, *u = b;
+}
+
+/* Forward with a shared shift c. E: 2 * P * NL scratch (e and e d of each position). */
+static void fwd_block_shared_SUF(const T *x, i64 xin, T *y, T *lse, i64 ys, const geo_SUF *G,
+                                 i64 *buf, T *E, VT c) {
+    for (i64 q = 0; q < G->P; q++) {
+        VT d = ld_SUF(x + q * xin) - c;
+        VT e = EXPV(d);
+        st_SUF(E + 2 * q * NL, e);
+        st_SUF(E + (2 * q + 1) * NL, e * d);
+    }
+    const i64 xs = 2 * NL;
+    i64 *full = buf, *clip = buf + G->ntap;
+    full_taps_SUF(G, xs, full);
+    FOR_WINDOWS_SUF(
+        VT s, u;
+        const T *eb = E + base;
+        switch (n) {
+        case 4: sum_win_SUF(eb, tap, 4, &s, &u); break;
+        case 6: sum_win_SUF(eb, tap, 6, &s, &u); break;
+        case 9: sum_win_SUF(eb, tap, 9, &s, &u); break;
+        default: sum_win_SUF(eb, tap, n, &s, &u);
+        }
+        st_SUF(y + o * ys, c + u / s);
+        st_SUF(lse + o * ys, c + LOGV(s));
+    )
+}
+
+/* Backward with the shared shift c of the forward: w_i = exp(x_i - lse_w) = e_i a_w / g_w with
+   a_w = g_w exp(c - lse_w), so gx_i = e_i ((1 + d_i) A_i - B_i), A_i = sum of a_w and
+   B_i = sum of a_w (y_w - c) over the windows w holding i (scattered into the (A, B) scratch,
+   2 * P * NL). Every position of gx is written. */
+static void bwd_block_shared_SUF(const T *x, const T *y, const T *lse, const T *gy, i64 ys,
+                                 T *gx, i64 xin, const geo_SUF *G, i64 *buf, T *A, VT c) {
+    for (i64 q = 0; q < 2 * G->P; q++) st_SUF(A + q * NL, (VT){0});
+    const i64 xs = 2 * NL;
+    i64 *full = buf, *clip = buf + G->ntap;
+    full_taps_SUF(G, xs, full);
+    FOR_WINDOWS_SUF(
+        VT a = ld_SUF(gy + o * ys) / EXPV(ld_SUF(lse + o * ys) - c);
+        VT b = a * (ld_SUF(y + o * ys) - c);
+        T *ab = A + base;
+        for (i64 t = 0; t < n; t++) {
+            st_SUF(ab + tap[t], ld_SUF(ab + tap[t]) + a);
+            st_SUF(ab + tap[t] + NL, ld_SUF(ab + tap[t] + NL) + b);
+        }
+    )
+    for (i64 q = 0; q < G->P; q++) {
+        VT d = ld_SUF(x + q * xin) - c;
+        VT e = EXPV(d);
+        st_SUF(gx + q * xin, e * (((T)1 + d) * ld_SUF(A + 2 * q * NL) -
+                                  ld_SUF(A + (2 * q + 1) * NL)));
+    }
+}
+
 /* Whether every input position lies in some window (then disjoint windows need no zeroed
    gradient buffer). */
 static int covers_all_SUF(const geo_SUF *G) {
@@ -431,26 +532,37 @@ void softpool_fwd_SUF(const T *x, T *y, T *lse, i64 nbatch, i64 C, int cl, int n
     #pragma omp parallel num_threads(nthreads)
     {
     i64 *taps = malloc(sizeof(i64) * 2 * G.ntap);
-    T *xs = NULL, *ys = NULL, *ls = NULL; /* this thread's scratch, made on first need */
+    T *xs = NULL, *ys = NULL, *ls = NULL, *E = NULL; /* this thread's scratch, on first need */
     #pragma omp for schedule(static)
     for (i64 b = 0; b < pl.nblk; b++) {
         block_SUF k = block_at_SUF(&pl, b);
         const T *xb = x + k.in;
         T *yb = y + k.out, *lb = lse + k.out;
-        if (cl && k.nl == NL) { /* channels last, a full block: in place */
-            fwd_block_SUF(xb, C, yb, lb, C, &G, taps);
-            continue;
+        int direct = cl && k.nl == NL; /* channels last, a full block: in place */
+        if (!direct) {
+            if (!xs) {
+                xs = malloc(sizeof(T) * NL * (P + 2 * PO));
+                ys = xs + NL * P, ls = ys + NL * PO;
+            }
+            gather_SUF(xb, k.qs, k.ls_in, P, k.nl, xs);
         }
-        if (!xs) {
-            xs = malloc(sizeof(T) * NL * (P + 2 * PO));
-            ys = xs + NL * P, ls = ys + NL * PO;
+        const T *xk = direct ? xb : xs;
+        T *yk = direct ? yb : ys, *lk = direct ? lb : ls;
+        const i64 xst = direct ? C : NL;
+        VT c;
+        if (!G.disjoint && shared_shift_SUF(xk, xst, P, &c)) {
+            if (!E) E = malloc(sizeof(T) * 2 * NL * P);
+            fwd_block_shared_SUF(xk, xst, yk, lk, xst, &G, taps, E, c);
+        } else {
+            fwd_block_SUF(xk, xst, yk, lk, xst, &G, taps);
         }
-        gather_SUF(xb, k.qs, k.ls_in, P, k.nl, xs);
-        fwd_block_SUF(xs, NL, ys, ls, NL, &G, taps);
-        scatter_SUF(ys, PO, k.nl, yb, k.qs, k.ls_out);
-        scatter_SUF(ls, PO, k.nl, lb, k.qs, k.ls_out);
+        if (!direct) {
+            scatter_SUF(ys, PO, k.nl, yb, k.qs, k.ls_out);
+            scatter_SUF(ls, PO, k.nl, lb, k.qs, k.ls_out);
+        }
     }
     free(xs);
+    free(E);
     free(taps);
     }
 }
@@ -464,41 +576,51 @@ void softpool_bwd_SUF(const T *x, const T *y, const T *lse, const T *gy, T *gx, 
     #pragma omp parallel num_threads(nthreads)
     {
     i64 *taps = malloc(sizeof(i64) * 2 * G.ntap);
-    T *xs = NULL, *gs = NULL, *ys = NULL, *ls = NULL, *gys = NULL;
+    T *xs = NULL, *gs = NULL, *ys = NULL, *ls = NULL, *gys = NULL, *A = NULL;
     #pragma omp for schedule(static)
     for (i64 b = 0; b < pl.nblk; b++) {
         block_SUF k = block_at_SUF(&pl, b);
         const T *xb = x + k.in, *yb = y + k.out, *lb = lse + k.out, *gyb = gy + k.out;
         T *gxb = gx + k.in;
-        if (cl && k.nl == NL) {
+        int direct = cl && k.nl == NL;
+        if (!direct) {
+            if (!xs) {
+                xs = malloc(sizeof(T) * NL * (2 * P + 3 * PO));
+                gs = xs + NL * P, ys = gs + NL * P, ls = ys + NL * PO, gys = ls + NL * PO;
+            }
+            gather_SUF(xb, k.qs, k.ls_in, P, k.nl, xs);
+            gather_SUF(yb, k.qs, k.ls_out, PO, k.nl, ys);
+            gather_SUF(lb, k.qs, k.ls_out, PO, k.nl, ls);
+            gather_SUF(gyb, k.qs, k.ls_out, PO, k.nl, gys);
+        }
+        const T *xk = direct ? xb : xs, *yk = direct ? yb : ys, *lk = direct ? lb : ls;
+        const T *gk = direct ? gyb : gys;
+        T *gxk = direct ? gxb : gs;
+        const i64 st = direct ? C : NL;
+        VT c;
+        if (!G.disjoint && shared_shift_SUF(xk, st, P, &c)) { /* the forward's choice too */
+            if (!A) A = malloc(sizeof(T) * 2 * NL * P);
+            bwd_block_shared_SUF(xk, yk, lk, gk, st, gxk, st, &G, taps, A, c);
+        } else {
             if (zero_first)
-                for (i64 q = 0; q < P; q++) st_SUF(gxb + q * C, (VT){0});
-            bwd_block_SUF(xb, yb, lb, gyb, C, gxb, C, &G, taps);
-            continue;
+                for (i64 q = 0; q < P; q++) st_SUF(gxk + q * st, (VT){0});
+            bwd_block_SUF(xk, yk, lk, gk, st, gxk, st, &G, taps);
         }
-        if (!xs) {
-            xs = malloc(sizeof(T) * NL * (2 * P + 3 * PO));
-            gs = xs + NL * P, ys = gs + NL * P, ls = ys + NL * PO, gys = ls + NL * PO;
-        }
-        gather_SUF(xb, k.qs, k.ls_in, P, k.nl, xs);
-        gather_SUF(yb, k.qs, k.ls_out, PO, k.nl, ys);
-        gather_SUF(lb, k.qs, k.ls_out, PO, k.nl, ls);
-        gather_SUF(gyb, k.qs, k.ls_out, PO, k.nl, gys);
-        if (zero_first)
-            for (i64 q = 0; q < P; q++) st_SUF(gs + q * NL, (VT){0});
-        bwd_block_SUF(xs, ys, ls, gys, NL, gs, NL, &G, taps);
-        scatter_SUF(gs, P, k.nl, gxb, k.qs, k.ls_in);
+        if (!direct) scatter_SUF(gs, P, k.nl, gxb, k.qs, k.ls_in);
     }
     free(xs);
+    free(A);
     free(taps);
     }
 }
 """
 _TYPES = {
     "f32": {"T": "float", "VT": "vf", "NL": "8", "EXPV": "exp_neg_vf", "LOGV": "log_pos_vf",
-            "MAXV": "max_vf", "SELV": "sel_vf", "TMAX": "3.402823466e+38f"},
+            "MAXV": "max_vf", "MINV": "min_vf", "SELV": "sel_vf", "VI": "vfi",
+            "TMAX": "3.402823466e+38f", "SHIFT": "40.0f"},
     "f64": {"T": "double", "VT": "vd", "NL": "4", "EXPV": "exp_neg_vd", "LOGV": "log_pos_vd",
-            "MAXV": "max_vd", "SELV": "sel_vd", "TMAX": "1.7976931348623157e+308"},
+            "MAXV": "max_vd", "MINV": "min_vd", "SELV": "sel_vd", "VI": "vdi",
+            "TMAX": "1.7976931348623157e+308", "SHIFT": "40.0"},
 }
 
 
