@@ -49,8 +49,10 @@ uses its reference path.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import hashlib
+import math
 import os
 import platform
 import re
@@ -59,6 +61,7 @@ import subprocess
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -727,48 +730,74 @@ def error() -> str | None:
     return _error
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The kernel's arguments for one input shape and window geometry (made once, cached by
+    :func:`plan`). ``layout``: ``"planes"`` — the input is contiguous and every leading index
+    (sample, channel) is one plane; ``"channels_last"`` — the input (N, C, *spatial) has
+    channels-last memory (N, *spatial, C). ``yshape`` is the output's shape; its memory is
+    laid out like the input's (``ymem`` then permuted by ``perm``)."""
+
+    layout: str
+    nb: int
+    channels: int
+    blocks: int
+    geo: Any  # ctypes int64[15]: spatial, out, kernel, stride, padding (3 each)
+    ymem: tuple[int, ...]
+    perm: tuple[int, ...] | None
+    gperm: tuple[int, ...] | None  # (N, C, *out) -> (N, *out, C)
+
+
 @functools.lru_cache(maxsize=512)
-def _args(shape: tuple[int, ...], out, k, s, p, layout: str, threads: int):
-    """The kernel's scalar arguments for an input of ``shape``: (nbatch, channels, layout
-    flag, threads, geometry array, output shape); cached, they are the same every step."""
+def plan(shape: tuple[int, ...], dim: int, k, s, p, out, layout: str) -> Plan:
+    """``k, s, p, out``: 3-tuples (1D and 2D padded with unit dims in front)."""
+    spatial = (1,) * (3 - dim) + tuple(shape[-dim:])
+    out_user = tuple(out[3 - dim:])
     if layout == "planes":
-        nb, c, spatial = shape[0], 1, shape[1:]
-        oshape = (shape[0], *out)
+        nb, c = math.prod(shape[:-dim]), 1
+        ymem, perm, gperm = (*shape[:-dim], *out_user), None, None
     elif layout == "channels_last":
-        nb, c, spatial = shape[0], shape[-1], shape[1:-1]
-        oshape = (shape[0], *out, shape[-1])
+        if len(shape) != dim + 2:
+            raise ValueError("a channels-last input must be (N, C, *spatial)")
+        nb, c = shape[0], shape[1]
+        ymem = (shape[0], *out_user, shape[1])
+        perm = (0, dim + 1, *range(1, dim + 1))
+        gperm = (0, *range(2, dim + 2), 1)
     else:
         raise ValueError(f"unknown layout {layout!r}; choose one of {LAYOUTS}")
     geo = (ctypes.c_int64 * 15)(*spatial, *out, *k, *s, *p)
-    threads = max(1, min(threads, -(-nb * c // LANES)))
-    return nb, c, int(layout == "channels_last"), threads, geo, oshape
+    blocks = nb * -(-c // LANES) if layout == "channels_last" else -(-nb // LANES)
+    return Plan(layout, nb, c, blocks, geo, ymem, perm, gperm)
 
 
-def forward(x: torch.Tensor, out: tuple[int, int, int], k, s, p, layout: str = "planes"):
-    """``x``: contiguous float32/float64, ``(planes, D, H, W)`` or, for ``layout=
-    "channels_last"``, ``(N, D, H, W, C)``. Returns ``(y, lse)`` in the same layout with the
-    output size ``out``; ``lse`` is the log-sum-exp of each window."""
+def _threads(pl: Plan) -> int:
+    return max(1, min(torch.get_num_threads(), pl.blocks))
+
+
+def forward(x: torch.Tensor, pl: Plan) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` float32/float64 in the plan's layout (contiguous, or channels-last memory).
+    Returns ``(y, lse)``: the output (shape ``pl.ymem`` permuted by ``pl.perm``: the user's
+    (N, C, *out), channels-last memory for a channels-last input) and the log-sum-exp of each
+    window (internal, same memory order)."""
     lib = load()
-    assert lib is not None and x.is_contiguous() and x.dtype in (torch.float32, torch.float64)
-    nb, c, cl, threads, geo, oshape = _args(tuple(x.shape), out, k, s, p, layout,
-                                            torch.get_num_threads())
-    y = x.new_empty(oshape)
-    lse = torch.empty_like(y)
+    assert lib is not None and x.dtype in (torch.float32, torch.float64)
+    ym = x.new_empty(pl.ymem)
+    lse = torch.empty_like(ym)
     fn = lib.softpool_fwd_f32 if x.dtype == torch.float32 else lib.softpool_fwd_f64
-    fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), nb, c, cl, threads, geo)
-    return y, lse
+    fn(x.data_ptr(), ym.data_ptr(), lse.data_ptr(), pl.nb, pl.channels,
+       int(pl.layout == "channels_last"), _threads(pl), pl.geo)
+    return (ym if pl.perm is None else ym.permute(pl.perm)), lse
 
 
-def backward(x: torch.Tensor, y: torch.Tensor, lse: torch.Tensor, gy: torch.Tensor, k, s, p,
-             layout: str = "planes"):
-    """Gradient of SoftPool w.r.t. ``x`` (same layout rules as :func:`forward`)."""
+def backward(x: torch.Tensor, y: torch.Tensor, lse: torch.Tensor, gy: torch.Tensor,
+             pl: Plan) -> torch.Tensor:
+    """Gradient of SoftPool w.r.t. ``x``, laid out like ``x``; ``y, lse`` from :func:`forward`,
+    ``gy`` the gradient of ``y`` (any strides, ``y``'s dtype)."""
     lib = load()
-    assert lib is not None and x.is_contiguous() and y.is_contiguous() and lse.is_contiguous()
-    assert gy.dtype == y.dtype and gy.is_contiguous()
-    gx = torch.empty_like(x)
-    nb, c, cl, threads, geo, _ = _args(tuple(x.shape), tuple(y.shape[1:4]), k, s, p, layout,
-                                       torch.get_num_threads())
+    assert lib is not None and gy.dtype == y.dtype
+    g = gy.contiguous() if pl.gperm is None else gy.permute(pl.gperm).contiguous()
+    gx = torch.empty_like(x)  # keeps x's (channels-last) strides
     fn = lib.softpool_bwd_f32 if x.dtype == torch.float32 else lib.softpool_bwd_f64
-    fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), gy.data_ptr(), gx.data_ptr(), nb, c, cl,
-       threads, geo)
+    fn(x.data_ptr(), y.data_ptr(), lse.data_ptr(), g.data_ptr(), gx.data_ptr(), pl.nb,
+       pl.channels, int(pl.layout == "channels_last"), _threads(pl), pl.geo)
     return gx

@@ -164,34 +164,28 @@ def _as(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t if t.is_contiguous() else t.contiguous()
 
 
-def _forward(path: str, x3: torch.Tensor, k, s, p, out, layout: str):
+def _forward(path: str, x3: torch.Tensor, k, s, p, out):
+    """(planes, D, H, W) input → (y, lse) of shape (planes, OD, OH, OW) (triton/reference)."""
     if path == "triton":
         from registry.pools import _softpool_triton
 
         return _softpool_triton.forward(x3, out, k, s, p)
-    xc = _as(x3, _compute_dtype(x3.dtype))
-    if path == "fused_cpu":
-        return _softpool_cpu.forward(xc, out, k, s, p, layout)
-    return _ref_forward(xc, k, s, p, out)
+    return _ref_forward(_as(x3, _compute_dtype(x3.dtype)), k, s, p, out)
 
 
-def _backward(path: str, x3, y, lse, gy, k, s, p, layout: str):
+def _backward(path: str, x3, y, lse, gy, k, s, p):
     if path == "triton":
         from registry.pools import _softpool_triton
 
         return _softpool_triton.backward(x3, y, lse, gy, k, s, p)
     cd = _compute_dtype(x3.dtype)
-    xc, yc, gc = _as(x3, cd), _as(y, cd), _as(gy, cd)
-    if path == "fused_cpu":
-        return _softpool_cpu.backward(xc, yc, lse, gc, k, s, p, layout)
-    return _ref_backward(xc, yc, lse, gc, k, s, p)
+    return _ref_backward(_as(x3, cd), _as(y, cd), lse, _as(gy, cd), k, s, p)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Call:
-    """One SoftPool call's geometry and kernel layout: ``k, s, p, out`` are 3-tuples (1D and
-    2D are 3D with unit dims); ``layout`` is ``"planes"`` ((planes, D, H, W)) or
-    ``"channels_last"`` ((N, D, H, W, C), the memory of a channels-last input)."""
+    """One SoftPool call's geometry (``k, s, p, out``: 3-tuples, 1D and 2D are 3D with unit
+    dims) and path; ``cpu`` is the fused kernel's plan when the path is ``fused_cpu``."""
 
     dim: int
     k: tuple[int, int, int]
@@ -199,70 +193,64 @@ class _Call:
     p: tuple[int, int, int]
     out: tuple[int, int, int]
     path: str
-    layout: str
-
-    def kernel_input(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layout == "channels_last":
-            xl = x.permute(0, *range(2, self.dim + 2), 1)
-            return xl.reshape(x.shape[0], *to3(tuple(x.shape[2:]), 1), x.shape[1])
-        x3 = as_planes(x, self.dim)
-        return x3 if self.path == "triton" or x3.is_contiguous() else x3.contiguous()
-
-    def user_output(self, y: torch.Tensor, xshape: torch.Size) -> torch.Tensor:
-        out = self.out[3 - self.dim:]
-        if self.layout == "channels_last":
-            y = y.reshape(xshape[0], *out, xshape[1])
-            return y.permute(0, self.dim + 1, *range(1, self.dim + 1))
-        return y.reshape(*xshape[:-self.dim], *out)
-
-    def kernel_grad(self, gy: torch.Tensor) -> torch.Tensor:
-        if self.layout == "channels_last":
-            gl = gy.permute(0, *range(2, self.dim + 2), 1)
-            return gl.reshape(gy.shape[0], *self.out, gy.shape[1])
-        return gy.reshape(-1, *self.out)
-
-    def user_grad(self, gx: torch.Tensor, xshape: torch.Size) -> torch.Tensor:
-        if self.layout == "channels_last":
-            gx = gx.reshape(xshape[0], *xshape[2:], xshape[1])
-            return gx.permute(0, self.dim + 1, *range(1, self.dim + 1))
-        return gx.reshape(xshape)
+    cpu: _softpool_cpu.Plan | None = None
 
 
 class _SoftPoolFn(torch.autograd.Function):
-    """SoftPool with the analytic backward ``w_i (1 + x_i - y)``, on the user's tensor: the
-    reshapes to and from the kernel's layout happen inside, so they add no autograd nodes.
+    """SoftPool with the analytic backward ``w_i (1 + x_i - y)``, on the user's tensor: any
+    reshape to and from a kernel's layout happens inside, so it adds no autograd nodes.
 
-    Saved for backward: the kernel-layout input, the output and the per-window log-sum-exp
-    ``lse`` (``w_i = exp(x_i - lse)``), all in the compute dtype (float32 for half inputs).
+    The fused CPU kernel reads the input's memory as it is (contiguous, or channels-last);
+    the other paths see (planes, D, H, W). Saved for backward: that kernel input, the output
+    and the per-window log-sum-exp ``lse`` (``w_i = exp(x_i - lse)``), in the compute dtype
+    (float32 for half inputs).
     """
 
     @staticmethod
     def forward(ctx, x, call: _Call):
-        x3 = call.kernel_input(x)
-        y, lse = _forward(call.path, x3, call.k, call.s, call.p, call.out, call.layout)
-        ctx.save_for_backward(x3, y, lse)
-        ctx.call, ctx.xshape = call, x.shape
-        y = y if y.dtype == x.dtype else y.to(x.dtype)
-        return call.user_output(y, x.shape)
+        cd = _compute_dtype(x.dtype)
+        if call.cpu is not None:
+            # channels-last memory is read in place (``to`` keeps strides); else contiguous
+            xk = (x if x.dtype == cd else x.to(cd)) if call.cpu.layout == "channels_last" \
+                else _as(x, cd)
+            y, lse = _softpool_cpu.forward(xk, call.cpu)
+            out = y
+        else:
+            xk = as_planes(x, call.dim)
+            if call.path != "triton":
+                xk = xk.contiguous()
+            y, lse = _forward(call.path, xk, call.k, call.s, call.p, call.out)
+            out = y.reshape(*x.shape[:-call.dim], *call.out[3 - call.dim:])
+        ctx.save_for_backward(xk, y, lse)
+        ctx.call, ctx.xshape, ctx.xdtype = call, x.shape, x.dtype
+        return out if out.dtype == x.dtype else out.to(x.dtype)
 
     @staticmethod
     def backward(ctx, gy):
-        x3, y, lse = ctx.saved_tensors
+        xk, y, lse = ctx.saved_tensors
         c = ctx.call
-        gx = _backward(c.path, x3, y, lse, c.kernel_grad(gy), c.k, c.s, c.p, c.layout)
-        gx = gx if gx.dtype == x3.dtype else gx.to(x3.dtype)
-        return c.user_grad(gx, ctx.xshape), None
+        if c.cpu is not None:
+            gx = _softpool_cpu.backward(xk, y, lse, gy if gy.dtype == y.dtype else
+                                        gy.to(y.dtype), c.cpu)
+        else:
+            gx = _backward(c.path, xk, y, lse, gy.reshape(-1, *c.out), c.k, c.s, c.p)
+            gx = gx.reshape(ctx.xshape)
+        return (gx if gx.dtype == ctx.xdtype else gx.to(ctx.xdtype)), None
 
 
 @functools.lru_cache(maxsize=512)
 def _plan(shape: tuple[int, ...], dim: int, kernel_size, stride, padding, ceil_mode: bool,
-          path: str, cl: bool) -> tuple[_Call, tuple[int, ...]]:
+          path: str, cl: bool) -> _Call:
     k, s, p, out = geometry(shape, dim, kernel_size, stride, padding, ceil_mode)
     if path == "triton" and torch.are_deterministic_algorithms_enabled() and \
             any(ki > si for ki, si in zip(k, s, strict=True)):
         path = "reference"  # overlapping windows accumulate with atomics on the GPU
-    layout = "channels_last" if cl and path == "fused_cpu" else "planes"
-    return _Call(dim, to3(k, 1), to3(s, 1), to3(p, 0), to3(out, 1), path, layout), out
+    k3, s3, p3, o3 = to3(k, 1), to3(s, 1), to3(p, 0), to3(out, 1)
+    cpu = None
+    if path == "fused_cpu":
+        cpu = _softpool_cpu.plan(shape, dim, k3, s3, p3, o3,
+                                 "channels_last" if cl else "planes")
+    return _Call(dim, k3, s3, p3, o3, path, cpu)
 
 
 def _frozen(v):
@@ -284,8 +272,8 @@ def _soft_pool(x: torch.Tensor, dim: int, kernel_size, stride, padding, ceil_mod
         raise ValueError("the triton SoftPool path needs a CUDA tensor (or TRITON_INTERPRET=1 "
                          "set before triton is imported, for testing on CPU)")
     cl = path == "fused_cpu" and _reads_channels_last(x, dim)
-    call, _ = _plan(tuple(x.shape), dim, _frozen(kernel_size), _frozen(stride),
-                    _frozen(padding), bool(ceil_mode), path, cl)
+    call = _plan(tuple(x.shape), dim, _frozen(kernel_size), _frozen(stride),
+                 _frozen(padding), bool(ceil_mode), path, cl)
     _last_path = call.path
     return _SoftPoolFn.apply(x, call)
 
