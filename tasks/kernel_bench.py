@@ -61,7 +61,9 @@ analytic backward) and ``softpool_formula`` (plain torch formula, autograd) rows
 ``softpool<d>d.S.tN.speedup_vs_reference`` / ``speedup_vs_formula``. Per shape class ``K``
 (and ``all``), worst over its shapes and thread counts: ``softpool.K.worst_fwdbwd_ratio_vs_avg``,
 ``softpool.K.min_speedup_vs_formula``. ``repeats``, ``warmup`` and ``yardstick_repeats`` are
-metrics too, so a verdict can state its repetition count. On CUDA:
+metrics too, so a verdict can state its repetition count; ``softpool2d.call_overhead_us`` and
+``avg2d.call_overhead_us`` are the per-call cost of forward+backward on a tiny input (what an
+op costs before any arithmetic: Python, autograd, allocation). On CUDA:
 ``softpool<d>d.S.tN.fwd_gbps``/``fwdbwd_gbps`` and ``..._frac_of_copy`` against a measured
 device copy (``cuda_copy_gbps``).
 
@@ -362,6 +364,31 @@ def _paired(a: list[float], b: list[float]) -> list[float]:
     return [x / y for x, y in zip(a, b[:len(a)], strict=True)]
 
 
+def call_overhead_us(device: torch.device, dtype: torch.dtype, calls: int = 200,
+                     rounds: int = 7) -> dict[str, float]:
+    """Per-call cost (µs) of forward+backward on a tiny input (1×8×4×4, kernel 2), where
+    the arithmetic is negligible: what a pool costs before it computes anything (Python,
+    autograd, allocation). Interleaved rounds of ``calls`` calls, median per call."""
+    from registry.pools import softpool as sp
+
+    x = torch.randn(1, 8, 4, 4, device=device, dtype=dtype, requires_grad=True)
+    g = torch.ones(1, 8, 2, 2, device=device, dtype=dtype)
+    fns = {"avg2d": lambda: F.avg_pool2d(x, 2).backward(g),
+           "softpool2d": lambda: sp.soft_pool2d(x, 2).backward(g)}
+    per: dict[str, list[float]] = {n: [] for n in fns}
+    for r in range(rounds + 1):
+        for name, f in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                f()
+            _sync(device)
+            if r:
+                per[name].append((time.perf_counter() - t0) / calls * 1e6)
+    x.grad = None
+    return {n: statistics.median(v) for n, v in per.items()}
+
+
 def _metrics(case: Case, threads: int, res: dict[str, dict[str, float]]) -> dict[str, float]:
     out: dict[str, float] = {}
     avg = res["avg"]
@@ -470,6 +497,8 @@ def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
             if ctx.report is not None:
                 ctx.report(i + 1, len(steps), {k: v for k, v in m.items()
                                                if k.startswith("softpool") and "ratio" in k})
+        for name, us in call_overhead_us(device, dtype).items():
+            metrics[f"{name}.call_overhead_us"] = us
     finally:
         torch.set_num_threads(before)
     metrics.update(class_metrics(cases, thread_counts, metrics))
@@ -547,16 +576,21 @@ def window_stats(case: Case) -> dict[str, float]:
     return {"exp_per_input": 2 * taps / math.prod(size), "border_share": 1 - interior}
 
 
-def _diagnose(case: Case | None, cells: dict[str, float]) -> str:
+def _diagnose(case: Case | None, cells: dict[str, float], overhead: dict[str, float]) -> str:
     """Why a grid cell misses its target, in measured numbers: the forward and the backward
-    each against avg pooling's, the absolute time, and the kernel's work per input."""
+    each against avg pooling's, the absolute times against the per-call overhead measured in
+    the same runs, and the kernel's work per input."""
     why = []
     f, fb = cells.get("fwd_ms"), cells.get("fwdbwd_ms")
     af, afb = cells.get("avg_fwd_ms"), cells.get("avg_fwdbwd_ms")
     if None not in (f, fb, af, afb) and afb > af:
         why.append(f"forward {f / af:.2f}× avg's, backward {(fb - f) / (afb - af):.2f}× avg's "
-                   f"({fb:.2f} vs {afb:.2f} ms: below ~1 ms the ~0.15 ms per-call Python "
-                   "overhead of a custom autograd op counts)")
+                   f"({fb:.3f} vs {afb:.3f} ms")
+        sp_us, avg_us = overhead.get("softpool2d"), overhead.get("avg2d")
+        if sp_us is not None and avg_us is not None:
+            why[-1] += (f"; of which per-call overhead {sp_us / 1e3:.3f} vs {avg_us / 1e3:.3f} "
+                        "ms, measured on a 1×8×4×4 input")
+        why[-1] += ")"
     if case is not None:
         w = window_stats(case)
         why.append(f"{w['exp_per_input']:.1f} exponentials per input element "
@@ -579,6 +613,7 @@ def grid_table(runs: list[dict[str, Any]], title: str = "SoftPool kernel grid") 
     per shape and thread count; the median over the runs/seeds given, and the seed-to-seed
     range) and return the misses of the targets with their reasons."""
     med, spread = _agg_over_seeds(runs)
+    overhead = {k.split(".")[0]: v for k, v in med.items() if k.endswith(".call_overhead_us")}
     cases = {c.name: c for c in _cases({**DEFAULTS, "shapes": list(SHAPES), "scale": 1.0})}
     shapes_by_run = {}
     for r in runs:
@@ -614,7 +649,7 @@ def grid_table(runs: list[dict[str, Any]], title: str = "SoftPool kernel grid") 
             speed is None or speed > TARGET_SPEEDUP_VS_FORMULA)
         note = ""
         if not ok:
-            note = _diagnose(case, c)
+            note = _diagnose(case, c, overhead)
             misses.append(f"{shape} at {thr} thread(s): f+b/avg {ratio:.2f}, × formula "
                           f"{speed if speed is not None else math.nan:.2f} — {note}")
 
@@ -630,6 +665,9 @@ def grid_table(runs: list[dict[str, Any]], title: str = "SoftPool kernel grid") 
            + (f", each the median of {reps:.0f} interleaved repetitions" if reps else "")
            + f"; target f+b/avg ≤ {TARGET_RATIO_VS_AVG} and faster than the formula")
     notes = [f"[bold]misses:[/bold] {m}" for m in misses] or ["every grid cell meets the target"]
+    if overhead:
+        notes.append("per-call overhead (fwd+bwd, 1×8×4×4 input): " + ", ".join(
+            f"{k} {v:.0f} µs" for k, v in sorted(overhead.items())))
     _print(sub, header, lines, notes)
     return misses
 

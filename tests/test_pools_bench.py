@@ -49,6 +49,7 @@ def test_run_reports_ratios_and_provenance():
     # paired per-repetition ratios: avg against itself is exactly 1
     assert m[f"avg2d.tiny2d.{t}.fwdbwd_ratio_vs_avg"] == 1.0
     assert (m["repeats"], m["warmup"], m["yardstick_repeats"]) == (3.0, 0.0, 2.0)
+    assert m["softpool2d.call_overhead_us"] > 0 and m["avg2d.call_overhead_us"] > 0
     # per shape class: the worst SoftPool ratio and the smallest speed-up over the formula
     small = [m[f"softpool{d}d.tiny{d}d.{t}.fwdbwd_ratio_vs_avg"] for d in (2, 3)]
     assert m["softpool.small.worst_fwdbwd_ratio_vs_avg"] == max(small)
@@ -125,6 +126,7 @@ def test_grid_table_from_exported_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "tiny2d" in out and "tinycl" in out and "median over 2 run(s)" in out
     assert "each the median of 2 interleaved repetitions" in out
+    assert "per-call overhead" in out
     assert main(["--from-jsonl", str(path), "--tier", "full"]) == 1
 
 
