@@ -49,7 +49,8 @@ video           8×64×8×56×56, 3D            kernel 2 (3D-ResNet pool)       
 * ``repeats`` (interleaved, timed), ``warmup`` (untimed repetitions before them),
   ``yardstick_repeats`` (how many of the repeats also time the slow plain-torch SoftPool
   yardsticks), ``stat`` (``median``, the default, or ``min``), ``dtype``
-  (``float32``/``float16``/``bfloat16``), ``fwd`` (also time forward alone; default true).
+  (``float32``/``float16``/``bfloat16``), ``fwd`` (also time forward alone; default true),
+  ``overhead_calls`` (calls per round of the per-call overhead measurement; 0 skips it).
 
 Metrics, per pool ``P`` (named ``<pool><dim>d``, e.g. ``softpool2d``), shape ``S`` and
 thread count ``N``, under ``P.S.tN.``: ``fwd_ms``, ``fwdbwd_ms``, ``fwd_ratio_vs_avg``,
@@ -136,7 +137,7 @@ GRID = ["cifar_k2", "cifar_c128", "stem_k2", "stem_k3s2p1", "overlap_k3s2", "ove
 DEFAULTS: dict[str, Any] = {
     "scale": 0.0625, "spatial_scale": 1.0, "shapes": ["resnet_stem", "cifar", "video"],
     "pools": None, "threads": None, "repeats": 15, "warmup": 2, "yardstick_repeats": 5,
-    "stat": "median", "dtype": "float32", "fwd": True,
+    "stat": "median", "dtype": "float32", "fwd": True, "overhead_calls": 200,
 }
 
 _MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
@@ -497,8 +498,11 @@ def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
             if ctx.report is not None:
                 ctx.report(i + 1, len(steps), {k: v for k, v in m.items()
                                                if k.startswith("softpool") and "ratio" in k})
-        for name, us in call_overhead_us(device, dtype).items():
-            metrics[f"{name}.call_overhead_us"] = us
+        if int(params["overhead_calls"]) > 0:
+            torch.set_num_threads(1)
+            for name, us in call_overhead_us(device, dtype,
+                                             int(params["overhead_calls"])).items():
+                metrics[f"{name}.call_overhead_us"] = us
     finally:
         torch.set_num_threads(before)
     metrics.update(class_metrics(cases, thread_counts, metrics))

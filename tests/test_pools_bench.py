@@ -33,7 +33,8 @@ def test_registered():
 
 
 def test_run_reports_ratios_and_provenance():
-    spec = _spec(shapes=TINY, repeats=3, warmup=0, yardstick_repeats=2, scale=1.0)
+    spec = _spec(shapes=TINY, repeats=3, warmup=0, yardstick_repeats=2, scale=1.0,
+                 overhead_calls=5)
     progress = []
     ctx = TaskContext(device="cpu", report=lambda e, t, m: progress.append((e, t, m)))
     res = run(spec, ctx)
@@ -67,7 +68,8 @@ def test_run_reports_ratios_and_provenance():
 def test_thread_grid_times_each_count_and_restores_threads():
     before = torch.get_num_threads()
     res = run(_spec(shapes={"tiny2d": TINY["tiny2d"]}, pools=["softpool"], threads=[1, 2],
-                    repeats=2, warmup=0, yardstick_repeats=1, fwd=False, scale=1.0),
+                    repeats=2, warmup=0, yardstick_repeats=1, fwd=False, scale=1.0,
+                    overhead_calls=0),
               TaskContext(device="cpu"))
     assert torch.get_num_threads() == before
     for t in (1, 2):
@@ -113,7 +115,8 @@ def test_grid_table_from_exported_runs(tmp_path, capsys):
         spec = RunSpec(claim_id="t", tier="mini", arm="treatment", seed=seed,
                        task="kernel_bench", model="", dataset="",
                        params={"shapes": TINY, "pools": ["softpool"], "repeats": 2,
-                               "warmup": 0, "yardstick_repeats": 1, "scale": 1.0})
+                               "warmup": 0, "yardstick_repeats": 1, "scale": 1.0,
+                               "overhead_calls": 5})
         ctx = TaskContext(device="cpu")
         res = run(spec, ctx)
         runs.append({"spec": spec.to_dict(), "status": "ok", "metrics": res.metrics,
