@@ -167,6 +167,23 @@ def test_fused_matches_reference_for_every_shape_class_and_layout(name, layout, 
     torch.testing.assert_close(x.grad, xr.grad, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_channels_last(dtype):
+    torch.manual_seed(10)
+    x0 = (torch.randn(2, 16, 9, 8) * 3).to(dtype)
+    x = _laid_out(x0, "channels_last").requires_grad_()
+    y = sp.soft_pool2d(x, 3, 2, 1, path="fused_cpu")
+    assert y.dtype == dtype and y.movedim(1, -1).is_contiguous()
+    xr = x0.clone().requires_grad_()
+    yr = sp.soft_pool2d(xr, 3, 2, 1, path="reference")
+    torch.testing.assert_close(y, yr)
+    g = torch.randn_like(yr)
+    y.backward(g)
+    yr.backward(g)
+    assert x.grad.dtype == dtype
+    torch.testing.assert_close(x.grad, xr.grad)
+
+
 @pytest.mark.parametrize("name, spatial", [("stem-k3s2p1", (5, 6)), ("1d-k3s2p1", (9,)),
                                            ("3d-k3s2p1", (3, 4, 5)), ("late-many-channels", (3, 3))])
 def test_gradcheck_float64_channels_last(name, spatial):
