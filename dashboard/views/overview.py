@@ -1,0 +1,59 @@
+"""Overview: every claim × tier with its verdict, n, ours vs published; counts per paper."""
+
+import streamlit as st
+
+from dashboard import markup, plots, ui
+from dashboard import queries as q
+from suite.specs import TIERS, VERDICTS
+
+PAGE_ROWS = 250
+
+ctx = ui.context()
+st.title("Claims and verdicts")
+df = ui.overview(ctx, TIERS)
+have = ui.tiers_with_runs(ctx)
+ok_by_tier = df.groupby("tier")["n"].sum()
+main_tier = max(have, key=lambda t: ok_by_tier.get(t, 0)) if have else None
+st.caption(
+    f"{df['claim'].nunique()} claims from {len(ctx.papers) or df['paper'].nunique()} papers · "
+    f"{ctx.status.n_runs:,} runs · a verdict needs the 95% interval of the mean over seeds "
+    "wholly inside (reproduced) or outside (not reproduced) the accepted region.")
+
+c1, c2, c3, c4, c5 = st.columns([1.2, 1, 1.4, 1.2, 1.4])
+papers = c1.multiselect("Paper", sorted(df["paper"].unique()), placeholder="all papers")
+tiers = c2.multiselect("Tier", [t for t in TIERS if t in set(df["tier"])],
+                       default=[main_tier] if main_tier else None, placeholder="all tiers")
+verdicts = c3.multiselect("Verdict", [v for v in VERDICTS if v in set(df["verdict"])],
+                          placeholder="all verdicts")
+tags = c4.multiselect("Tag", sorted({t for ts in df["tags"] for t in ts}),
+                      placeholder="any tag")
+search = c5.text_input("Search", placeholder="claim id or title")
+f = q.filter_overview(df, papers, tiers, verdicts, tags, search)
+
+counts = q.verdict_counts(f)
+left, right = st.columns([1, 2.2])
+with left:
+    totals = f["verdict"].value_counts()
+    st.markdown(markup.counts({v: int(totals[v]) for v in VERDICTS if totals.get(v, 0)}),
+                unsafe_allow_html=True)
+    per_paper = f.pivot_table(index="paper", columns="verdict", values="claim",
+                              aggfunc="count", fill_value=0)
+    per_paper = per_paper[[v for v in VERDICTS if v in per_paper.columns]]
+    per_paper.insert(0, "claims", f.groupby("paper")["claim"].nunique())
+    st.dataframe(per_paper, width="stretch")
+with right:
+    if len(counts):
+        ui.show_chart(plots.verdict_bar(counts))
+
+if f.empty:
+    st.info("No claim matches these filters.")
+else:
+    shown = f
+    if len(f) > PAGE_ROWS:
+        pages = (len(f) + PAGE_ROWS - 1) // PAGE_ROWS
+        page = st.number_input(f"{len(f)} rows; page", 1, pages, 1)
+        shown = f.iloc[(page - 1) * PAGE_ROWS: page * PAGE_ROWS]
+    st.markdown(markup.overview_table(shown), unsafe_allow_html=True)
+    st.caption("n = ok seeds (paired seeds for a delta claim) / planned seeds. ours = mean ± "
+               "half-width of the 95% t-interval; Δ = treatment − baseline, paired by seed. "
+               "Hover a number for the verdict's reasoning; click a claim for its runs.")
