@@ -16,9 +16,9 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import create_engine, func, inspect, select, text
@@ -27,10 +27,10 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from suite import db
 from suite.errors import DatabaseError
-from suite.plan import baseline_form, make_plan, plan_claim
-from suite.report import ClaimRow, _expected, judge_planned
+from suite.plan import PlannedClaim, baseline_form, make_plan, plan_claim
+from suite.report import ClaimRow, _expected, judge_planned, observations
 from suite.specs import TIERS, VERDICTS, Claim, Expect, Paper, TierForm
-from suite.verdict import Summary
+from suite.verdict import Summary, judge
 
 #: Tables the dashboard reads (``artifacts`` arrived with migration 0002; older DBs lack it).
 TABLES = ("claims", "runs", "metrics", "series", "artifacts")
@@ -163,8 +163,7 @@ def claim_history(engine: Engine, claim_id: str) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------ runs
-@dataclass(frozen=True)
-class RunLite:
+class RunLite(NamedTuple):
     """A run as the judge and the overview need it: no config, no curves, chosen metrics."""
 
     id: int
@@ -175,7 +174,7 @@ class RunLite:
     seed: int
     status: str
     message: str
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float]
 
     def metric_dict(self) -> dict[str, float]:
         return dict(self.metrics)
@@ -199,8 +198,8 @@ def load_runs(engine: Engine, metric_names: Iterable[str]) -> dict[str, RunLite]
                     select(db.Metric.run_id, db.Metric.name, db.Metric.value)
                     .where(db.Metric.name.in_(part))):
                 by_id[run_id][name] = value
-    return {r.run_key: RunLite(r.id, r.run_key, r.claim_id, r.tier, r.arm, r.seed, r.status,
-                               r.message or "", by_id.get(r.id, {})) for r in rows}
+    return {key: RunLite(rid, key, cid, tier, arm, seed, status, msg or "", by_id.get(rid, {}))
+            for rid, key, cid, tier, arm, seed, status, msg in rows}
 
 
 #: Our metric for a published row's metric name (``registry/published.toml``).
@@ -219,23 +218,53 @@ def judged_metrics(claims: list[Claim]) -> set[str]:
     return names
 
 
-def tiers_with_runs(engine: Engine) -> list[str]:
+def ok_runs_by_tier(engine: Engine) -> dict[str, int]:
+    """How many ok runs each tier has (tiers with runs only, in TIERS order)."""
     with engine.connect() as conn:
-        have = {t for (t,) in conn.execute(select(db.Run.tier).distinct())}
-    return [t for t in TIERS if t in have] + sorted(have - set(TIERS))
+        have = dict(conn.execute(select(db.Run.tier, func.count(db.Run.id))
+                                 .where(db.Run.status == "ok").group_by(db.Run.tier)).all())
+    return {t: have[t] for t in [*TIERS, *sorted(set(have) - set(TIERS))] if t in have}
+
+
+def tiers_with_runs(engine: Engine) -> list[str]:
+    return list(ok_runs_by_tier(engine))
+
+
+def main_tier(engine: Engine) -> str | None:
+    """The tier with the most ok runs: what a visitor most likely came to see."""
+    counts = ok_runs_by_tier(engine)
+    return max(counts, key=counts.get) if counts else None
+
+
+PlanIndex = list[tuple[PlannedClaim, tuple[tuple[str, str], ...]]]
+
+
+def plan_index(claims: list[Claim], tier: str) -> PlanIndex:
+    """Each claim's plan at a tier with its runs' (arm, run_key), hashed once: the part of
+    judging that depends on the claims only (cached per claims file by the app). A claim with
+    no form and no skip reason at the tier has nothing to show there and is left out."""
+    return [(pc, tuple((r.arm, r.run_key) for r in pc.runs))
+            for pc in make_plan(claims, tier).claims if pc.form is not None or pc.skipped]
+
+
+def judge_index(index: PlanIndex, runs: dict[str, RunLite]) -> list[ClaimRow]:
+    """:func:`suite.report.judge_planned` over a :func:`plan_index` (the same verdicts)."""
+    out = []
+    for pc, keys in index:
+        if pc.form is None:
+            out.append(judge_planned(pc, runs))
+            continue
+        t = [runs[k] for a, k in keys if a == "treatment" and k in runs]
+        b = [runs[k] for a, k in keys if a == "baseline" and k in runs]
+        v = judge(pc.form.expect, observations(t), observations(b), pc.form.min_runs)
+        out.append(ClaimRow(pc.claim, pc.tier, v, tuple(t + b)))
+    return out
 
 
 def verdicts(claims: list[Claim], runs: dict[str, RunLite], tiers: Iterable[str]
              ) -> list[ClaimRow]:
-    """Each claim judged at each tier where it has a form or a skip reason (a claim with no
-    form at a tier has nothing to show there)."""
-    rows = []
-    for tier in tiers:
-        for pc in make_plan(claims, tier).claims:
-            if pc.form is None and not pc.skipped:
-                continue
-            rows.append(judge_planned(pc, runs))
-    return rows
+    """Each claim judged at each tier where it has a form or a skip reason."""
+    return [r for tier in tiers for r in judge_index(plan_index(claims, tier), runs)]
 
 
 # ------------------------------------------------------------------------------ overview

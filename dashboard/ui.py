@@ -43,7 +43,8 @@ class Ctx:
     papers: dict[str, Paper] = field(default_factory=dict)
     claims: list[Claim] = field(default_factory=list)
     claims_note: str = ""
-    key: tuple = ()
+    claims_key: tuple = ()  # changes when the claims do
+    key: tuple = ()  # changes when the claims or the database do
 
     @property
     def ok(self) -> bool:
@@ -57,22 +58,23 @@ def _engine(url: str):
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _claims(tasks: str, mtime: float | None, url: str, fp: tuple, _engine: Any
-            ) -> tuple[dict[str, Paper], list[Claim], str]:
+            ) -> tuple[dict[str, Paper], list[Claim], str, tuple]:
+    """(papers, claims, where they came from, a cache key of the claims)."""
     from suite.claims import load_claims
 
     note = ""
     if mtime is not None:
         try:
             papers, claims = load_claims(tasks)
-            return papers, claims, f"claims from {tasks}"
+            return papers, claims, f"claims from {tasks}", (tasks, mtime)
         except SuiteError as e:
             note = f"{tasks} is invalid, so claims come from the database instead:\n\n{e}"
     else:
         note = f"no {tasks} here; claims come from the database's claim definitions"
     if _engine is None:
-        return {}, [], note
+        return {}, [], note, ("none",)
     papers, claims = q.claims_from_db(_engine)
-    return papers, claims, note
+    return papers, claims, note, (url, fp)
 
 
 def context(require_db: bool = True) -> Ctx:
@@ -92,8 +94,9 @@ def context(require_db: bool = True) -> Ctx:
     except OSError:
         mtime = None
     fp = ctx.status.fingerprint if ctx.status else ()
-    ctx.papers, ctx.claims, ctx.claims_note = _claims(s.tasks, mtime, s.db, fp, ctx.engine)
-    ctx.key = (s.db, fp, s.tasks, mtime)
+    ctx.papers, ctx.claims, ctx.claims_note, ctx.claims_key = _claims(
+        s.tasks, mtime, s.db, fp, ctx.engine)
+    ctx.key = (s.db, fp, ctx.claims_key)
     if require_db and not ctx.ok:
         empty_state(ctx)
         st.stop()
@@ -130,8 +133,14 @@ def _runs_lite(key: tuple, _ctx: Ctx) -> dict[str, q.RunLite]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
+def _plan_index(claims_key: tuple, tier: str, _ctx: Ctx) -> q.PlanIndex:
+    return q.plan_index(_ctx.claims, tier)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _verdict_rows(key: tuple, tiers: tuple[str, ...], _ctx: Ctx):
-    return q.verdicts(_ctx.claims, _runs_lite(key, _ctx), tiers)
+    runs = _runs_lite(key, _ctx)
+    return [r for t in tiers for r in q.judge_index(_plan_index(_ctx.claims_key, t, _ctx), runs)]
 
 
 def verdict_rows(ctx: Ctx, tiers) -> list:
@@ -139,12 +148,17 @@ def verdict_rows(ctx: Ctx, tiers) -> list:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _tiers(key: tuple, _ctx: Ctx) -> list[str]:
-    return q.tiers_with_runs(_ctx.engine)
+def _ok_by_tier(key: tuple, _ctx: Ctx) -> dict[str, int]:
+    return q.ok_runs_by_tier(_ctx.engine)
 
 
 def tiers_with_runs(ctx: Ctx) -> list[str]:
-    return _tiers(ctx.key, ctx)
+    return list(_ok_by_tier(ctx.key, ctx))
+
+
+def main_tier(ctx: Ctx) -> str | None:
+    counts = _ok_by_tier(ctx.key, ctx)
+    return max(counts, key=counts.get) if counts else None
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -210,3 +224,7 @@ def sidebar() -> None:
             st.cache_data.clear()
             st.cache_resource.clear()
             st.rerun()
+
+
+def ok_runs_by_tier(ctx: Ctx) -> dict[str, int]:
+    return _ok_by_tier(ctx.key, ctx)

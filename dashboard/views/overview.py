@@ -10,19 +10,22 @@ PAGE_ROWS = 250
 
 ctx = ui.context()
 st.title("Claims and verdicts")
-df = ui.overview(ctx, TIERS)
-have = ui.tiers_with_runs(ctx)
-ok_by_tier = df.groupby("tier")["n"].sum()
-main_tier = max(have, key=lambda t: ok_by_tier.get(t, 0)) if have else None
-st.caption(
-    f"{df['claim'].nunique()} claims from {len(ctx.papers) or df['paper'].nunique()} papers · "
-    f"{ctx.status.n_runs:,} runs · a verdict needs the 95% interval of the mean over seeds "
-    "wholly inside (reproduced) or outside (not reproduced) the accepted region.")
+caption = st.empty()
+main = ui.main_tier(ctx)
+defined = [t for t in TIERS if any(t in c.tiers or t in c.skip for c in ctx.claims)]
 
 c1, c2, c3, c4, c5 = st.columns([1.2, 1, 1.4, 1.2, 1.4])
+tiers = c2.multiselect("Tier", defined, default=[main] if main in defined else None,
+                       placeholder="all tiers",
+                       help="default: the tier with the most ok runs")
+df = ui.overview(ctx, tiers or defined)
+caption.caption(
+    f"{df['claim'].nunique()} claims from {df['paper'].nunique()} papers · "
+    f"{ctx.status.n_runs:,} runs (ok runs by tier: "
+    + ", ".join(f"{t} {n:,}" for t, n in ui.ok_runs_by_tier(ctx).items())
+    + ") · a verdict needs the 95% interval of the mean over seeds wholly inside "
+    "(reproduced) or outside (not reproduced) the accepted region.")
 papers = c1.multiselect("Paper", sorted(df["paper"].unique()), placeholder="all papers")
-tiers = c2.multiselect("Tier", [t for t in TIERS if t in set(df["tier"])],
-                       default=[main_tier] if main_tier else None, placeholder="all tiers")
 verdicts = c3.multiselect("Verdict", [v for v in VERDICTS if v in set(df["verdict"])],
                           placeholder="all verdicts")
 tags = c4.multiselect("Tag", sorted({t for ts in df["tags"] for t in ts}),
