@@ -145,24 +145,34 @@ def bar(df: pd.DataFrame, *, y: str, x: str, color: str | None = None, x_title: 
     return alt.Chart(df).mark_bar().encode(**enc).properties(height=alt.Step(20))
 
 
-def kernel_chart(summary: pd.DataFrame, stat: str, reference: float | None = 1.0
-                 ) -> alt.FacetChart:
-    """One panel per shape: each pool's mean ratio over seeds (bar) with its min-max range,
-    coloured by device, a rule at the reference (1 = as costly as avg pooling)."""
-    base = alt.Chart(summary)
-    y = alt.Y("pool:N", title=None, sort=alt.EncodingSortField("mean", op="mean"))
-    bars = base.mark_bar(opacity=0.85).encode(
-        y=y, x=alt.X("mean:Q", title=stat), color=alt.Color("device:N",
-                                                            legend=alt.Legend(orient="bottom")),
-        yOffset="device:N",
-        tooltip=["device", "shape", "pool", alt.Tooltip("mean:Q", format=".3g"),
-                 alt.Tooltip("min:Q", format=".3g"), alt.Tooltip("max:Q", format=".3g"), "n"])
-    rng = base.mark_rule(color="#24292f").encode(y=y, yOffset="device:N", x="min:Q", x2="max:Q")
-    layers = [bars, rng]
+def kernel_chart(summary: pd.DataFrame, stat: str, reference: float | None = 1.0,
+                 log: bool = True) -> alt.FacetChart:
+    """One panel per shape: each pool family's mean over runs (dot) with its min-max range,
+    coloured by device, on a log axis for ratios, with a rule at the reference (1 = as costly
+    as avg pooling)."""
+    order = (summary.groupby("family")["mean"].mean().sort_values().index.tolist()
+             if len(summary) else [])
+    y = alt.Y("family:N", title=None, sort=order, axis=alt.Axis(labelOverlap=False))
+    x = alt.X("mean:Q", title=stat, scale=alt.Scale(type="log" if log else "linear",
+                                                    nice=False, padding=12))
+    if summary["device"].nunique() > 1:
+        color = alt.Color("device:N", legend=alt.Legend(orient="bottom"))
+    else:  # one device: SoftPool (the papers' subject) stands out
+        summary = summary.assign(pool_kind=summary["family"].map(
+            lambda f: "softpool" if f == "softpool" else "other"))
+        color = alt.Color("pool_kind:N", legend=None, scale=alt.Scale(
+            domain=["softpool", "other"], range=[PUBLISHED_COLOR, ARM_COLORS["treatment"]]))
+    tip = ["device", "shape", "pool", alt.Tooltip("mean:Q", format=".3g"),
+           alt.Tooltip("min:Q", format=".3g"), alt.Tooltip("max:Q", format=".3g"), "n"]
+    rng = alt.Chart().mark_rule(strokeWidth=2).encode(y=y, x="min:Q", x2="max:Q",
+                                                      color=color, tooltip=tip)
+    dots = alt.Chart().mark_circle(size=70, opacity=1).encode(y=y, x=x, color=color,
+                                                              tooltip=tip)
+    layers = [rng, dots]
     if reference is not None:
-        layers.append(alt.Chart(pd.DataFrame({"ref": [reference]})).mark_rule(
-            color=PUBLISHED_COLOR, strokeDash=[4, 3]).encode(x="ref:Q"))
-    return alt.layer(*layers, data=summary).properties(width=330, height=alt.Step(16)).facet(
+        layers.insert(0, alt.Chart().mark_rule(color=PUBLISHED_COLOR, strokeDash=[4, 3])
+                      .encode(x=alt.datum(reference)))
+    return alt.layer(*layers, data=summary).properties(width=250, height=alt.Step(22)).facet(
         column=alt.Column("shape:N", title=None))
 
 

@@ -561,6 +561,19 @@ def runs_frame(engine: Engine, claims: list[Claim]) -> pd.DataFrame:
     return df.sort_values("id", ascending=False).reset_index(drop=True)
 
 
+def run_detail(engine: Engine, run_id: int) -> dict[str, Any]:
+    """One run's provenance and resolved config (the spec it ran)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(db.Run.provenance, db.Run.config, db.Run.started_at,
+                                  db.Run.finished_at, db.Run.mlflow_run_id)
+                           .where(db.Run.id == run_id)).first()
+    if row is None:
+        return {}
+    return {"provenance": row.provenance, "config": row.config,
+            "started_at": str(row.started_at or ""), "finished_at": str(row.finished_at or ""),
+            "mlflow_run_id": row.mlflow_run_id}
+
+
 def filter_runs(df: pd.DataFrame, search: str = "", statuses=(), tiers=(), papers=()
                 ) -> pd.DataFrame:
     """Runs matching every non-empty filter; ``search`` is a case-insensitive substring of the
@@ -607,16 +620,23 @@ def _same_model(cfg: dict[str, Any], form_cfg: dict[str, Any]) -> bool:
             and (cfg.get("model_args") or {}) == (form_cfg["model_args"] or {}))
 
 
+def _compatible_model(cfg: dict[str, Any], form_cfg: dict[str, Any]) -> bool:
+    """The same model whose args agree wherever both set one (``num_classes`` stated by one
+    side only, say): close enough for a FLOP count."""
+    a, b = cfg.get("model_args") or {}, form_cfg["model_args"] or {}
+    return cfg.get("model") == form_cfg["model"] and all(a[k] == b[k] for k in set(a) & set(b))
+
+
 def full_estimates(engine: Engine, claims: list[Claim]) -> pd.DataFrame:
     """Estimated device-hours of each full-tier training claim, where the database can tell.
 
     Per arm of the full form: training images = epochs × train-set size; forward GFLOPs per
-    image from any run of the same model and model args that reports ``gflops``/``flops``
-    (e.g. a ``param_count`` run); throughput from any run of the same model, model args and
-    dataset that reports ``train_images_per_s`` or ``images_per_s`` (a throughput probe, or a
-    finished run), preferring full-tier runs. Estimated hours = images / throughput × seeds;
-    without a throughput the row says so. Full-tier runs that actually finished are summed as
-    measured device-hours beside the estimate.
+    image from any run of the same model (model args that agree where both set one) that
+    reports ``gflops``/``flops`` (e.g. a ``param_count`` run); throughput from any run of the
+    same model, model args and dataset that reports ``train_images_per_s`` or
+    ``images_per_s`` (a throughput probe, or a finished run), preferring full-tier runs.
+    Estimated hours = images / throughput × seeds; without a throughput the row says so.
+    Full-tier runs that actually finished are summed as measured device-hours beside it.
     """
     forms = []  # (claim, arm, form) of every full form
     for c in claims:
@@ -646,17 +666,20 @@ def full_estimates(engine: Engine, claims: list[Claim]) -> pd.DataFrame:
         cfg = f.config()
         gflops = ips = None
         source = ""
-        for r in sorted(runs, key=lambda r: r.tier != "full"):
+        # FLOPs: an exact model match first, then a compatible one
+        for r in sorted(runs, key=lambda r: (not _same_model(r.config or {}, cfg),
+                                             r.tier != "full")):
             m = mets.get(r.id, {})
             rc = r.config or {}
-            if not _same_model(rc, cfg):
+            if not _compatible_model(rc, cfg):
                 continue
             if gflops is None:
                 if "gflops" in m:
                     gflops = m["gflops"]
                 elif "flops" in m:
                     gflops = m["flops"] / 1e9
-            if ips is None and rc.get("dataset") == cfg["dataset"] and r.status == "ok":
+            if (ips is None and _same_model(rc, cfg) and rc.get("dataset") == cfg["dataset"]
+                    and r.status == "ok"):
                 for name in THROUGHPUT_METRICS:
                     if m.get(name):
                         ips, source = m[name], f"{name} of run {r.run_key} ({r.device_name})"
@@ -706,16 +729,21 @@ def kernel_frame(engine: Engine, task: str = "kernel_bench") -> pd.DataFrame:
                 r = info[rid]
                 out.append((rid, r.run_key, r.claim_id, r.tier, r.seed, r.device_name or "?",
                             m["pool"], m["shape"], m["stat"], value))
-    return pd.DataFrame(out, columns=cols)
+    df = pd.DataFrame(out, columns=cols)
+    df.insert(6, "family", df["pool"].str.replace(r"[123]d$", "", regex=True))
+    return df
 
 
 def kernel_summary(df: pd.DataFrame, stat: str) -> pd.DataFrame:
-    """Mean, min and max of one stat per device, shape and pool over runs (seeds)."""
+    """Mean, min and max of one stat per device, shape and pool over runs (seeds). ``family``
+    is the pool without its dimension (softpool2d and softpool3d are both softpool)."""
     d = df[df["stat"] == stat]
+    cols = ["device", "shape", "pool", "family", "mean", "min", "max", "n"]
     if d.empty:
-        return pd.DataFrame(columns=["device", "shape", "pool", "mean", "min", "max", "n"])
-    g = d.groupby(["device", "shape", "pool"])["value"].agg(["mean", "min", "max", "count"])
-    return g.reset_index().rename(columns={"count": "n"})
+        return pd.DataFrame(columns=cols)
+    g = d.groupby(["device", "shape", "pool", "family"])["value"].agg(
+        ["mean", "min", "max", "count"])
+    return g.reset_index().rename(columns={"count": "n"})[cols]
 
 
 # ------------------------------------------------------------------------------ papers

@@ -195,6 +195,14 @@ def test_runs_frame_and_search(fx):
     assert q.filter_runs(runs, tiers=["smoke"]).empty
 
 
+def test_run_detail(fx):
+    runs = q.runs_frame(fx["engine"], fx["claims"])
+    rid = int(runs.loc[runs["claim_id"] == "allconv/params/model_a", "id"].item())
+    d = q.run_detail(fx["engine"], rid)
+    assert d["config"]["model"] == "allcnn_model_a" and d["provenance"]["python"] == "3.11.7"
+    assert q.run_detail(fx["engine"], 10**6) == {}
+
+
 def test_cost_by_paper(fx):
     runs = q.runs_frame(fx["engine"], fx["claims"])
     c = q.cost_by(runs, ["paper"]).set_index("paper")
@@ -214,10 +222,18 @@ def test_full_estimates_from_a_measured_throughput(fx):
     assert "allconv/params/model_a" not in est.index  # nothing trained
 
 
+def test_flops_match_a_model_with_compatible_args():
+    form = {"model": "m", "model_args": {"pool": "max"}}
+    assert q._compatible_model({"model": "m", "model_args": {"num_classes": 10}}, form)
+    assert not q._compatible_model({"model": "m", "model_args": {"pool": "avg"}}, form)
+    assert not q._compatible_model({"model": "n", "model_args": {}}, form)
+
+
 # --------------------------------------------------------------------------- kernels
 def test_kernel_frame_splits_metric_names(fx):
     k = q.kernel_frame(fx["engine"])
     assert set(k["pool"]) == {"softpool2d", "avg2d", "max2d"} and set(k["shape"]) == {"cifar"}
+    assert set(k["family"]) == {"softpool", "avg", "max"}
     assert "cuda_copy_gbps" not in set(k["stat"])
     s = q.kernel_summary(k, "fwdbwd_ratio_vs_avg").set_index("pool")
     assert s.loc["softpool2d", "mean"] == pytest.approx(1.0)

@@ -32,12 +32,15 @@ with right:
 
 st.subheader("Per claim")
 top = st.slider("Claims shown", 5, 100, 30)
-by_claim = q.cost_by(runs, ["claim_id", "paper", "tier"])
+by_claim = q.cost_by(runs, ["claim_id", "paper"])
 ui.show_chart(plots.bar(by_claim.head(top), y="claim_id", x="device_s", color="paper",
-                        x_title="device-seconds",
-                        tooltip=["claim_id", "tier", "device_s", "device_h", "runs"]))
-with st.expander("table"):
-    st.dataframe(by_claim, hide_index=True, width="stretch")
+                        x_title="device-seconds (all tiers)",
+                        tooltip=["claim_id", "paper", "device_s", "device_h", "runs"]))
+with st.expander("per claim and tier (table)"):
+    st.dataframe(q.cost_by(runs, ["claim_id", "paper", "tier"]), hide_index=True,
+                 width="stretch", column_config={
+                     "device_s": st.column_config.NumberColumn("device-s", format="%.1f"),
+                     "device_h": st.column_config.NumberColumn("device-h", format="%.4f")})
 
 st.subheader("Full tier: what the paper recipes would cost")
 est = ui.cached(q.full_estimates, ctx, tuple(ctx.claims))
@@ -45,23 +48,28 @@ if est.empty:
     st.caption("No full-tier training claim.")
 else:
     known = est.dropna(subset=["est_device_h"])
-    c = st.columns(3)
+    flops = est.dropna(subset=["train_pflop"])
+    c = st.columns(4)
     c[0].metric("Full-tier training arms", len(est))
     c[1].metric("With a throughput measurement", len(known))
     c[2].metric("Estimated device-hours of those", f"{known['est_device_h'].sum():.4g}")
+    c[3].metric("Training compute where FLOPs are known",
+                f"{flops['train_pflop'].sum():,.0f} PFLOP", help=f"{len(flops)} arms; 3 × "
+                "forward FLOPs per training image (forward + backward), all seeds")
     if len(known):
         per = known.groupby("paper")["est_device_h"].sum().reset_index()
         ui.show_chart(plots.bar(per, y="paper", x="est_device_h",
                                 x_title="estimated device-hours (full tier)"))
     st.dataframe(est, hide_index=True, width="stretch", column_config={
-        "train_images": st.column_config.NumberColumn("images seen / seed", format="%.3g"),
-        "gflops": st.column_config.NumberColumn("GFLOPs / image (fwd)", format="%.3g"),
-        "train_pflop": st.column_config.NumberColumn("training PFLOP (×3 fwd, all seeds)",
-                                                     format="%.3g"),
+        "epochs": st.column_config.NumberColumn("epochs", format="%d"),
+        "train_images": st.column_config.NumberColumn("images seen / seed", format="compact"),
+        "gflops": st.column_config.NumberColumn("GFLOPs / image (fwd)", format="%.3f"),
+        "train_pflop": st.column_config.NumberColumn("training PFLOP (3× fwd, all seeds)",
+                                                     format="%.1f"),
         "images_per_s": st.column_config.NumberColumn("images/s", format="%.1f"),
-        "est_device_h": st.column_config.NumberColumn("est. device-h", format="%.3g"),
+        "est_device_h": st.column_config.NumberColumn("est. device-h", format="%.2f"),
         "measured_device_h": st.column_config.NumberColumn("measured device-h",
-                                                           format="%.3g"),
+                                                           format="%.3f"),
     })
     st.caption("Estimate per arm = seeds × epochs × training images / measured images/s of "
                "the same model, model args and dataset (a throughput probe or a finished run, "

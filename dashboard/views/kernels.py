@@ -31,11 +31,12 @@ if summary.empty:
     st.info(f"No run reports {stat} for this selection.")
 else:
     ratio = "ratio" in stat or "speedup" in stat
-    ui.show_chart(plots.kernel_chart(summary, stat, 1.0 if ratio else None))
-    st.caption(f"Bars: mean of {stat} over the benchmark's runs (seeds); black lines: min to "
-               f"max; red dashed: 1 (as costly as the reference)." if ratio else
-               f"Bars: mean of {stat}; black lines: min to max over runs.")
-    pivot = summary.pivot_table(index=["device", "pool"], columns="shape", values="mean")
+    ui.show_chart(plots.kernel_chart(summary, stat, 1.0 if ratio else None,
+                                     log=bool((summary["min"] > 0).all())))
+    st.caption(f"Dots: mean of {stat} over the benchmark's runs (seeds); lines: min to max; "
+               f"log axis. Red dashed: 1 (as costly as the reference)." if ratio else
+               f"Dots: mean of {stat}; lines: min to max over runs.")
+    pivot = summary.pivot_table(index=["device", "family"], columns="shape", values="mean")
     st.dataframe(pivot.style.format("{:.3g}"), width="stretch")
 
 st.subheader("Raw timings of one run")
