@@ -30,13 +30,13 @@ def verdict_scale() -> alt.Scale:
     return alt.Scale(domain=list(VERDICTS), range=[VERDICT_COLORS[v] for v in VERDICTS])
 
 
-def verdict_bar(counts: pd.DataFrame) -> alt.Chart:
+def verdict_bar(counts: pd.DataFrame, x_title: str = "claims × tiers") -> alt.Chart:
     """Claims per paper, stacked by verdict (``counts``: paper, verdict, claims)."""
     order = {v: i for i, v in enumerate(VERDICTS)}
     d = counts.assign(order=counts["verdict"].map(order))
     return alt.Chart(d).mark_bar().encode(
         y=alt.Y("paper:N", title=None, sort="ascending"),
-        x=alt.X("claims:Q", title="claims × tiers", axis=alt.Axis(tickMinStep=1)),
+        x=alt.X("claims:Q", title=x_title, axis=alt.Axis(tickMinStep=1)),
         color=alt.Color("verdict:N", scale=verdict_scale(),
                         legend=alt.Legend(orient="bottom", title=None)),
         order=alt.Order("order:Q"),

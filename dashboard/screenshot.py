@@ -154,10 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=1440)
     ap.add_argument("--max-height", type=int, default=5000, help="crop taller pages")
     args = ap.parse_args(argv)
+    def from_repo(path: Path) -> str:  # the server runs in the repository root
+        path = path.resolve()
+        return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
     db = args.db if "://" in args.db else f"sqlite:///{args.db}"
     if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
-        db = f"sqlite:///{(Path.cwd() / db[len('sqlite:///'):]).resolve()}"
-    tasks = Path(args.tasks).resolve()
+        db = f"sqlite:///{from_repo(Path.cwd() / db[len('sqlite:///'):])}"
+    tasks = from_repo(Path(args.tasks))
     with tempfile.TemporaryDirectory() as tmp, serve(db, tasks) as base, \
             chromium(Path(tmp) / "profile", args.width) as driver:
         driver.get(f"{base}/{args.page}")

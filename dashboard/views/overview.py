@@ -34,19 +34,22 @@ search = c5.text_input("Search", placeholder="claim id or title")
 f = q.filter_overview(df, papers, tiers, verdicts, tags, search)
 
 counts = q.verdict_counts(f)
-left, right = st.columns([1, 2.2])
+left, right = st.columns([1.15, 2])
 with left:
     totals = f["verdict"].value_counts()
     st.markdown(markup.counts({v: int(totals[v]) for v in VERDICTS if totals.get(v, 0)}),
                 unsafe_allow_html=True)
-    per_paper = f.pivot_table(index="paper", columns="verdict", values="claim",
-                              aggfunc="count", fill_value=0)
-    per_paper = per_paper[[v for v in VERDICTS if v in per_paper.columns]]
-    per_paper.insert(0, "claims", f.groupby("paper")["claim"].nunique())
-    st.dataframe(per_paper, width="stretch")
+    per_paper = f.groupby("paper").agg(
+        claims=("claim", "nunique"),
+        decided=("verdict", lambda v: v.isin(["reproduced", "not reproduced"]).sum()),
+        reproduced=("verdict", lambda v: (v == "reproduced").sum()))
+    st.dataframe(per_paper, width="stretch", column_config={
+        "decided": st.column_config.NumberColumn(
+            help="reproduced or not reproduced: the interval lies wholly on one side")})
 with right:
     if len(counts):
-        ui.show_chart(plots.verdict_bar(counts))
+        ui.show_chart(plots.verdict_bar(counts, "claims" if len(set(f["tier"])) == 1
+                                        else "claims × tiers"))
 
 if f.empty:
     st.info("No claim matches these filters.")
