@@ -176,34 +176,41 @@ def kernel_chart(summary: pd.DataFrame, stat: str, reference: float | None = 1.0
         column=alt.Column("shape:N", title=None))
 
 
-def published_scatter(cells: pd.DataFrame) -> alt.FacetChart:
+def published_scatter(cells: pd.DataFrame) -> alt.HConcatChart:
     """Ours against published for every mapped cell, one panel per metric, with y = x."""
     d = cells.dropna(subset=["published", "ours"]).copy()
     d["label"] = d["model"] + " · " + d["dataset"]
-    base = alt.Chart(d)
-    pts = base.mark_circle(size=90).encode(
-        x=alt.X("published:Q", scale=alt.Scale(zero=False)),
-        y=alt.Y("ours:Q", scale=alt.Scale(zero=False)),
-        color=alt.Color("verdict:N", scale=verdict_scale(), legend=alt.Legend(orient="bottom")),
-        tooltip=["label", "claim", "tier", "metric", "our_metric", "published",
-                 alt.Tooltip("ours:Q", format=".4g"), "n", "verdict"])
-    diag = base.mark_line(color="#8c959f", strokeDash=[4, 4]).encode(
-        x="published:Q", y=alt.Y("published:Q"))
-    return alt.layer(diag, pts, data=d).properties(width=260, height=240).facet(
-        facet=alt.Facet("metric:N", title=None), columns=3).resolve_scale(
-        x="independent", y="independent")
+    panels = []
+    for metric, part in d.groupby("metric", sort=False):
+        lo, hi = _domain(list(part["published"]) + list(part["ours"]))
+        scale = alt.Scale(domain=[lo, hi], nice=False, zero=False)
+        diag = alt.Chart(pd.DataFrame({"published": [lo, hi], "ours": [lo, hi]})).mark_line(
+            color="#8c959f", strokeDash=[4, 4], clip=True).encode(
+            x=alt.X("published:Q", scale=scale), y=alt.Y("ours:Q", scale=scale))
+        ours = ", ".join(part["our_metric"].unique())
+        pts = alt.Chart(part).mark_circle(size=90, opacity=0.9).encode(
+            x=alt.X("published:Q", scale=scale, title=f"published {metric}"),
+            y=alt.Y("ours:Q", scale=scale, title=f"ours ({ours})"),
+            color=alt.Color("verdict:N", scale=verdict_scale(),
+                            legend=alt.Legend(orient="bottom")),
+            tooltip=["label", "claim", "tier", "metric", "our_metric", "published",
+                     alt.Tooltip("ours:Q", format=".4g"), "n", "verdict"])
+        panels.append(alt.layer(diag, pts).properties(width=240, height=220, title=metric))
+    return alt.hconcat(*panels)
 
 
 def trials_chart(trials: pd.DataFrame, direction: str) -> alt.LayerChart:
-    """Objective of each complete trial over time, with the best-so-far line."""
-    d = trials.dropna(subset=["value"]).sort_values("datetime_complete").copy()
+    """Objective of each finished trial in trial order (the order they started), with the
+    best-so-far line."""
+    d = trials.dropna(subset=["value"]).sort_values("number").copy()
     best = d["value"].cummax() if direction == "maximize" else d["value"].cummin()
     d["best so far"] = best
-    x = alt.X("datetime_complete:T", title="trial finished")
+    x = alt.X("number:Q", title="trial (in the order started)", axis=alt.Axis(tickMinStep=1))
     pts = alt.Chart(d).mark_circle(size=50, opacity=0.7).encode(
         x=x, y=alt.Y("value:Q", title="objective", scale=alt.Scale(zero=False)),
         color=alt.Color("state:N", legend=alt.Legend(orient="bottom")),
-        tooltip=["number", "state", alt.Tooltip("value:Q", format=".4g"), "params"])
+        tooltip=["number", "state", alt.Tooltip("value:Q", format=".4g"),
+                 alt.Tooltip("datetime_complete:T", format="%Y-%m-%d %H:%M:%S"), "params"])
     line = alt.Chart(d).mark_line(interpolate="step-after", color="#24292f").encode(
         x=x, y="best so far:Q")
     return alt.layer(pts, line).properties(height=240)

@@ -88,12 +88,15 @@ else:
                                    region=q.accepted_region(e), refs=refs,
                                    title="paired difference"))
     else:
-        target = pub if pub is not None else e.value
-        refs = [(float(target), f"published {target:g}{unit}")] if target is not None else []
+        if pub is not None:
+            refs = [(float(pub), f"published {pub:g}{unit}")]
+        else:  # no published number: the expectation's own target
+            refs = [(float(e.value), f"target {e.value:g}{unit}")] if e.value is not None else []
         ui.show_chart(plots.forest(points, intervals, x_title=e.metric + unit,
                                    region=q.accepted_region(e), refs=refs))
     st.caption("Dots: seeds. Tick and bar: mean and its 95% t-interval (a single run has no "
-               "interval). Green band: the accepted region; red dashed: the published value.")
+               "interval). Green band: the accepted region; red dashed: the published value "
+               "(or the claim's target where nothing is published).")
 
 # --------------------------------------------------------------------------- curves
 series = ui.cached(q.series_frame, ctx, tuple(current["id"]))
@@ -114,7 +117,11 @@ with left:
         st.json(q.recipe(claim, tier), expanded=2)
 with right:
     st.subheader("Published")
-    st.json(claim.published or {}, expanded=True)
+    if claim.published:
+        st.json(claim.published, expanded=True)
+    else:
+        st.caption("No published number is recorded for this claim (a suite target or an "
+                   "effect the paper states in words).")
     pubrows = q.published_rows_of(claim)
     if pubrows:
         st.dataframe(pd.DataFrame(pubrows)[["ref", "table", "dataset", "model", "metric",

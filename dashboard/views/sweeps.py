@@ -39,17 +39,16 @@ if table is None or table.empty:
 st.subheader("Best value per claim and arm")
 best = table.dropna(subset=["best_value"])
 if len(best):
-    ui.show_chart(alt.Chart(best).mark_bar().encode(
+    arms = list(dict.fromkeys(["treatment", "baseline", *sorted(best["arm"].unique())]))
+    arms = [a for a in arms if a in set(best["arm"])]
+    ui.show_chart(alt.Chart(best).mark_circle(size=110, opacity=0.9).encode(
         y=alt.Y("claim:N", title=None, axis=alt.Axis(labelLimit=320)),
-        yOffset="arm:N", x=alt.X("best_value:Q", title="best objective",
-                                 scale=alt.Scale(zero=False)),
-        color=alt.Color("arm:N", scale=alt.Scale(domain=list(plots.ARM_COLORS)[:2] + ["-"],
-                                                 range=[plots.ARM_COLORS["treatment"],
-                                                        plots.ARM_COLORS["baseline"],
-                                                        "#57606a"]),
-                        legend=alt.Legend(orient="bottom")),
+        x=alt.X("best_value:Q", title="best objective", scale=alt.Scale(zero=False)),
+        color=alt.Color("arm:N", scale=alt.Scale(domain=arms, range=[
+            plots.ARM_COLORS.get(a, "#57606a") for a in arms]),
+            legend=alt.Legend(orient="bottom")),
         tooltip=["study", "claim", "arm", "direction", "best_value", "complete", "trials"],
-    ).properties(height=alt.Step(18)))
+    ).properties(height=alt.Step(28)))
 st.dataframe(table.assign(best_params=table["best_params"].map(str)), hide_index=True,
              width="stretch")
 
@@ -59,7 +58,7 @@ storage = studies.open_storage(url)
 trials = studies.trials_frame(storage, name)
 left, right = st.columns([1.6, 1])
 with left:
-    st.subheader("Trials over time")
+    st.subheader("Trials")
     if trials["value"].notna().any():
         ui.show_chart(plots.trials_chart(trials.assign(params=trials["params"].map(str)),
                                          row["direction"]))
