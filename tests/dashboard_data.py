@@ -128,6 +128,11 @@ published = { value = 0.9, unit = "M", ref = "allconv/table-3/cifar-10/model-a/p
 tiers = { mini = {} }
 """
 
+#: The verdict of every fixture claim at the mini tier.
+VERDICTS = {"demo/abs-ok": "reproduced", "demo/delta": "reproduced", "demo/error": "error",
+            "demo/skipped": "skipped", "demo/pending": "pending",
+            "demo/kernel": "inconclusive", "allconv/params/model_a": "not reproduced"}
+
 PROV = {"git_sha": "0123456789abcdef0123456789abcdef01234567", "git_dirty": False,
         "python": "3.11.7", "torch": "2.14.1", "device": "cpu", "device_name": "CPU test"}
 
@@ -196,13 +201,14 @@ def results(claims) -> list[dict]:
     return out
 
 
-def build(directory: Path) -> tuple[str, Path]:
-    """Write tasks.toml and results.db into ``directory``; return (db URL, tasks path)."""
+def build(directory: Path, url: str | None = None) -> tuple[str, Path]:
+    """Write tasks.toml and the results DB (``url``, by default results.db) into
+    ``directory``; return (db URL, tasks path)."""
     directory.mkdir(parents=True, exist_ok=True)
     tasks = directory / "tasks.toml"
     tasks.write_text(TASKS, encoding="utf-8")
     _, claims = load_claims(tasks)
-    url = f"sqlite:///{directory / 'results.db'}"
+    url = url or f"sqlite:///{directory / 'results.db'}"
     engine = db.connect(url)
     db.record_claims(engine, claims)
     db.record_runs(engine, results(claims))

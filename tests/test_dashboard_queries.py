@@ -9,7 +9,7 @@ import math
 
 import pandas as pd
 import pytest
-from dashboard_data import build, build_optuna, png
+from dashboard_data import VERDICTS, build, build_optuna, png
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
@@ -38,9 +38,7 @@ def row(fx, cid, tier="mini"):
     return q.find_row(fx["rows"], cid, tier)
 
 
-EXPECTED = {"demo/abs-ok": "reproduced", "demo/delta": "reproduced", "demo/error": "error",
-            "demo/skipped": "skipped", "demo/pending": "pending",
-            "demo/kernel": "inconclusive", "allconv/params/model_a": "not reproduced"}
+EXPECTED = VERDICTS
 
 
 # --------------------------------------------------------------------------- opening
