@@ -189,18 +189,22 @@ def _cached(key: tuple, name: str, args: tuple, _ctx: Ctx, _fn):
     return _fn(_ctx.engine, *args)
 
 
+def cached_with_claims(fn, ctx: Ctx):
+    """``fn(engine, claims)`` cached on the data's key (which covers the claims)."""
+    return _cached_claims(ctx.key, fn.__module__ + "." + fn.__qualname__, ctx, fn)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _cached_claims(key: tuple, name: str, _ctx: Ctx, _fn):
+    return _fn(_ctx.engine, _ctx.claims)
+
+
 def claim_by_id(ctx: Ctx) -> dict[str, Claim]:
     return {c.id: c for c in ctx.claims}
 
 
 def papers_of(ctx: Ctx) -> list[str]:
     return sorted({c.paper for c in ctx.claims})
-
-
-def claim_url(claim_id: str, tier: str = "") -> str:
-    from dashboard.markup import claim_href
-
-    return claim_href(claim_id, tier)
 
 
 def show_chart(chart, **kw) -> None:

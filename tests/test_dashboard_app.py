@@ -246,3 +246,16 @@ assert not torch, torch
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=300, cwd=str(Path(ENTRY).parent.parent))
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("kind", ["missing", "invalid"])
+def test_without_a_valid_tasks_file_claims_come_from_the_database(fx, monkeypatch, tmp_path,
+                                                                  kind):
+    tasks = tmp_path / "tasks.toml"
+    if kind == "invalid":
+        tasks.write_text("[[claim]]\nid = 3\n")
+    monkeypatch.setenv("POOLREPRO_TASKS", str(tasks))
+    at = page("overview")
+    assert ">demo/delta</a>" in html(at) and ">reproduced</span>" in html(at)
+    note = " ".join(c.value for c in at.sidebar.caption)
+    assert "claims come from the database" in note

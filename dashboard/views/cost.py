@@ -43,7 +43,7 @@ with st.expander("per claim and tier (table)"):
                      "device_h": st.column_config.NumberColumn("device-h", format="%.4f")})
 
 st.subheader("Full tier: what the paper recipes would cost")
-est = ui.cached(q.full_estimates, ctx, tuple(ctx.claims))
+est = ui.cached_with_claims(q.full_estimates, ctx)
 if est.empty:
     st.caption("No full-tier training claim.")
 else:
