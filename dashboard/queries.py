@@ -447,7 +447,8 @@ RUN_COLUMNS = ["id", "run_key", "claim_id", "tier", "arm", "seed", "status", "me
 def claim_runs(engine: Engine, claim: Claim, tier: str) -> pd.DataFrame:
     """Every run of a claim at a tier with full provenance: the current plan's runs (some may
     have been recorded under another claim with the same recipe) and earlier runs recorded
-    under this claim id whose recipe has since changed (``current`` False)."""
+    under this claim id whose recipe has since changed (``current`` False), or that are not
+    an arm of the claim (``trial``: sweep trials recorded under the claim)."""
     keys = planned_keys(claim, tier)
     cols = [getattr(db.Run, c) for c in RUN_COLUMNS] + [db.Run.provenance, db.Run.config]
     with engine.connect() as conn:
@@ -458,6 +459,7 @@ def claim_runs(engine: Engine, claim: Claim, tier: str) -> pd.DataFrame:
             rows += conn.execute(select(*cols).where(db.Run.run_key.in_(part))).all()
     df = pd.DataFrame([r._asdict() for r in rows], columns=RUN_COLUMNS + ["provenance", "config"])
     df["current"] = df["run_key"].isin(list(keys))
+    df["trial"] = ~df["arm"].isin(["treatment", "baseline"])  # e.g. sweep trials
     df["device_hours"] = df["wall_s"].astype(float) / 3600.0
     return df.sort_values(["current", "arm", "seed"], ascending=[False, False, True]
                           ).reset_index(drop=True)

@@ -115,6 +115,7 @@ def test_claim_page_of_a_delta_claim(fx):
     assert set(recipe.columns) == {"field", "treatment", "baseline"}
     runs = next(f.value for f in frames if "mlflow" in f.value.columns)
     assert len(runs) == 6 and set(runs["mlflow"].str.contains("/#/runs/mlflow")) == {True}
+    assert any("sweep trials" in e.label for e in at.expander)
 
 
 def test_claim_page_shows_artifacts_and_earlier_runs(fx):
@@ -177,7 +178,7 @@ def test_sweeps_page_without_storage(fx, monkeypatch, tmp_path):
 def test_cost_page(fx):
     at = page("cost")
     labels = {m.label: m.value for m in at.metric}
-    assert labels["Runs"] == "19"
+    assert labels["Runs"] == "20"
     assert labels["With a throughput measurement"] == "1"
     assert len(charts_on(at)) >= 4
 
@@ -192,9 +193,9 @@ def test_kernels_page(fx):
 
 def test_runs_page_search(fx):
     at = page("runs")
-    assert "19 of 19 runs" in at.caption[0].value
+    assert "20 of 20 runs" in at.caption[0].value
     at.text_input[0].set_value("nan loss").run()
-    assert "3 of 19 runs" in at.caption[0].value
+    assert "3 of 20 runs" in at.caption[0].value
     shown = at.dataframe[0].value
     assert set(shown["status"]) == {"error"} and shown["message"].str.contains("NaN").all()
 

@@ -23,7 +23,7 @@ def test_queries_on_postgres_are_read_only_and_agree(pg_url, tmp_path):  # noqa:
         conn.execute(text("DELETE FROM runs"))
     rows = q.verdicts(claims, q.load_runs(engine, q.judged_metrics(claims)), ["mini"])
     assert {r.claim.id: r.verdict.status for r in rows} == VERDICTS
-    assert q.db_status(engine).n_runs == 19
+    assert q.db_status(engine).n_runs == 20
     assert list(q.artifact_index(engine, None, "image/")["name"]) == ["saliency"]
     assert q.artifact_index(engine)["bytes"].min() > 0
     assert set(q.kernel_frame(engine)["family"]) == {"softpool", "avg", "max"}

@@ -59,7 +59,7 @@ def test_engine_is_read_only_and_the_file_is_untouched(fx):
 
 def test_db_status_counts_and_fingerprint(fx, tmp_path):
     s = q.db_status(fx["engine"])
-    assert s.tables == q.TABLES and s.n_runs == 19 and not s.empty and s.revision
+    assert s.tables == q.TABLES and s.n_runs == 20 and not s.empty and s.revision
     empty_url = f"sqlite:///{tmp_path / 'empty.db'}"
     db.connect(empty_url).dispose()  # schema, no runs
     e = q.open_readonly(empty_url)
@@ -143,7 +143,7 @@ def test_accepted_region_of_each_direction(fx):
 
 def test_claim_runs_separate_the_current_recipe_from_earlier_runs(fx):
     runs = q.claim_runs(fx["engine"], fx["by_id"]["demo/abs-ok"], "mini")
-    assert len(runs) == 4 and runs["current"].sum() == 3
+    assert len(runs) == 4 and runs["current"].sum() == 3 and not runs["trial"].any()
     assert runs.loc[~runs["current"], "run_key"].item() == "stale0000000000000000"
     cur = runs[runs["current"]]
     assert cur["device_hours"].sum() == pytest.approx((10 + 11 + 12) / 3600)
@@ -151,7 +151,9 @@ def test_claim_runs_separate_the_current_recipe_from_earlier_runs(fx):
     assert cur["git_sha"].iloc[0].startswith("0123456789")
     assert cur["provenance"].iloc[0]["device_name"] == "CPU test"
     delta = q.claim_runs(fx["engine"], fx["by_id"]["demo/delta"], "mini")
-    assert sorted(delta["arm"]) == ["baseline"] * 3 + ["treatment"] * 3
+    arms = delta[~delta["trial"]]
+    assert sorted(arms["arm"]) == ["baseline"] * 3 + ["treatment"] * 3 and arms["current"].all()
+    assert delta.loc[delta["trial"], "run_key"].item() == "trial000000000000000"
 
 
 def test_series_metrics_and_artifacts(fx):
@@ -186,7 +188,7 @@ def test_claim_history(fx):
 # --------------------------------------------------------------------------- runs, cost
 def test_runs_frame_and_search(fx):
     runs = q.runs_frame(fx["engine"], fx["claims"])
-    assert len(runs) == 19 and set(runs["status"]) == {"ok", "error", "skipped"}
+    assert len(runs) == 20 and set(runs["status"]) == {"ok", "error", "skipped"}
     assert set(q.filter_runs(runs, search="nan loss")["claim_id"]) == {"demo/error"}
     assert len(q.filter_runs(runs, statuses=["skipped"])) == 3
     assert set(q.filter_runs(runs, papers=["allconv"])["claim_id"]) == {"allconv/params/model_a"}

@@ -164,11 +164,16 @@ st.dataframe(now[cols], hide_index=True, width="stretch", column_config=config,
              height=min(38 + 35 * max(len(now), 1), 600))
 st.caption(f"MLflow links open {mlflow} (start it with `mlflow ui --backend-store-uri "
            "sqlite:///mlflow.db`, or pass `--mlflow-ui URL`).")
-earlier = prov[~prov["current"]]
+earlier = prov[~prov["current"] & ~prov["trial"]]
 if len(earlier):
     with st.expander(f"{len(earlier)} earlier run(s) under this claim id with a recipe that has "
                      "since changed (not judged)"):
         st.dataframe(earlier[cols], hide_index=True, width="stretch", column_config=config)
+trials = prov[prov["trial"]]
+if len(trials):
+    with st.expander(f"{len(trials)} other run(s) recorded under this claim (arm "
+                     f"{', '.join(sorted(set(trials['arm'])))}: sweep trials; see Sweeps)"):
+        st.dataframe(trials[cols], hide_index=True, width="stretch", column_config=config)
 with st.expander("Full provenance and resolved config of each run"):
     for r in runs.itertuples():
         st.markdown(f"**{r.arm} · seed {r.seed}** · `{r.run_key}` · {r.status}")
