@@ -10,7 +10,9 @@ trials; every ok run has four metrics and three 10-epoch curves, one run in twen
 * *cold*: a new session with empty caches (claims parsed, runs loaded, every claim judged);
 * *warm*: another new session once the caches hold the data (what every later visitor gets).
 
-It prints both and exits 1 when the cold render exceeds ``--target`` seconds (2 by default).
+It prints both (wall and CPU seconds) and exits 1 when the cold render exceeds ``--target``
+seconds (2 by default): wall time, or the render's CPU time when the load average exceeds the
+core count (other work on the machine would otherwise be measured too).
 Imports are warmed up first on an empty database, so the numbers are the page's own work.
 """
 
@@ -96,18 +98,19 @@ def build(folder: Path, n_runs: int, n_claims: int = 400) -> tuple[str, Path]:
     return url, tasks
 
 
-def render_overview(url: str, tasks: Path) -> tuple[float, str]:
+def render_overview(url: str, tasks: Path) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of this process, the page's markdown) of one render."""
     from streamlit.testing.v1 import AppTest
 
     os.environ["POOLREPRO_DB"], os.environ["POOLREPRO_TASKS"] = url, str(tasks)
     at = AppTest.from_file(str(ENTRY), default_timeout=120)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     at.run()
-    dt = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
     if at.exception:
         raise RuntimeError(at.exception[0].value)
     html = "".join(m.value for m in at.markdown)
-    return dt, html
+    return wall, cpu, html
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,13 +127,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {args.runs:,} runs of {args.claims} claims in "
               f"{time.perf_counter() - t:.1f} s")
         render_overview(f"sqlite:///{folder / 'missing.db'}", tasks)  # warm the imports
-        cold, html = render_overview(url, tasks)
-        warm, _ = render_overview(url, tasks)
+        cold, cold_cpu, html = render_overview(url, tasks)
+        warm, warm_cpu, _ = render_overview(url, tasks)
         assert "bench/c00000" in html, "the overview did not list the claims"
-    ok = cold <= args.target
-    print(f"overview over {args.runs:,} runs, {args.claims} claims: cold {cold:.2f} s, "
-          f"warm {warm:.2f} s "
-          f"(target: cold ≤ {args.target:g} s) -> {'ok' if ok else 'TOO SLOW'}")
+    # On a machine busy with other work the wall time measures the neighbours too; the
+    # render's own CPU time is then the fair number.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    busy = load > (os.cpu_count() or 1)
+    judged = cold_cpu if busy else cold
+    ok = judged <= args.target
+    print(f"overview over {args.runs:,} runs, {args.claims} claims: cold {cold:.2f} s "
+          f"(CPU {cold_cpu:.2f} s), warm {warm:.2f} s (CPU {warm_cpu:.2f} s); load average "
+          f"{load:.1f} on {os.cpu_count()} cores")
+    print(f"target: cold ≤ {args.target:g} s ({'CPU time: the machine is busy' if busy else 'wall'}"
+          f" {judged:.2f} s) -> {'ok' if ok else 'TOO SLOW'}")
     return 0 if ok else 1
 
 
