@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from dashboard import markup, plots, settings, studies
 from dashboard import queries as q
+from dashboard.queries.runs import _compatible_model
 from suite import db
 from suite.claims import load_claims
 from suite.report import claim_rows
@@ -224,9 +225,9 @@ def test_full_estimates_from_a_measured_throughput(fx):
 
 def test_flops_match_a_model_with_compatible_args():
     form = {"model": "m", "model_args": {"pool": "max"}}
-    assert q._compatible_model({"model": "m", "model_args": {"num_classes": 10}}, form)
-    assert not q._compatible_model({"model": "m", "model_args": {"pool": "avg"}}, form)
-    assert not q._compatible_model({"model": "n", "model_args": {}}, form)
+    assert _compatible_model({"model": "m", "model_args": {"num_classes": 10}}, form)
+    assert not _compatible_model({"model": "m", "model_args": {"pool": "avg"}}, form)
+    assert not _compatible_model({"model": "n", "model_args": {}}, form)
 
 
 # --------------------------------------------------------------------------- kernels
