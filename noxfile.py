@@ -161,8 +161,10 @@ def reproduce_all(session: nox.Session) -> None:
 
 @_session()
 def bench(session: nox.Session) -> None:
-    """Kernel and loader benchmarks: ratios against a baseline measured in the same run."""
+    """Scheduler overhead per run (cold vs warm workers), then the kernel and loader
+    benchmarks: ratios against a baseline measured in the same run."""
     py = install(session)
+    session.run(py, "-m", "suite.overhead", external=True)
     args = list(session.posargs) or ["--tier", "mini"]
     session.run(py, "-m", "suite", "run", "--tag", "bench", *args, success_codes=[0, 1],
                 external=True)
