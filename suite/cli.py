@@ -190,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local: warm worker processes on this machine (default); ray: one Ray "
                         "task per run on a Ray cluster (the 'ray' extra)")
     p.add_argument("--address", default=None,
-                   help="--backend ray: 'auto' (the cluster this machine joined) or "
-                        "'ray://host:10001'; default: start a private local cluster")
+                   help="--backend ray: 'auto' (the cluster this machine joined), "
+                        "'HOST:6379' (a head node) or 'ray://HOST:10001' (Ray Client); "
+                        "default: start a private local cluster")
     p.add_argument("--cpus-per-run", type=_positive_float, default=1.0,
                    help="--backend ray: CPUs each run asks for (default 1)")
     p.add_argument("--gpus-per-run", type=_nonneg_float, default=0.0,

@@ -1,7 +1,7 @@
 """The Ray backend (suite/ray_backend.py) on a real local Ray cluster (2 CPUs, loopback):
 smoke claims run through it and are recorded by the scheduler alone; a Ray worker killed
 mid-run is an error row and the batch goes on; leases hold between a Ray scheduler and a
-local one on the same database; the CLI's --backend ray; a clear error without Ray."""
+local one on the same database; the CLI's --backend ray. (Without Ray: tests/test_cli.py.)"""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from conftest import TWO_SCHEDULERS_TASKS, check_two_schedulers
 
 from suite import db
 from suite.claims import load_claims, select
-from suite.errors import SuiteError
 from suite.plan import make_plan
 from suite.scheduler import Scheduler
 from suite.specs import RunSpec
@@ -142,9 +141,3 @@ def test_cli_backend_ray_starts_a_private_cluster(tmp_path) -> None:
     p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "ran 2: ok 2" in p.stderr, p.stderr[-3000:]
-
-
-def test_backend_ray_without_ray_names_the_extra(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    with pytest.raises(SuiteError, match=r"poolrepro\[ray\]"):
-        ray_backend.import_ray()
