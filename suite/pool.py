@@ -129,7 +129,9 @@ class WarmWorker:
                         continue
                     on_progress("progress", rec)
                     if control is not None:
-                        answer = "STOP" if control(rec) == "stop" else "CONTINUE"
+                        reason = control(rec)
+                        answer = f"STOP {' '.join(str(reason).split())}" if reason \
+                            else "CONTINUE"
                         self.proc.stdin.write(answer + "\n")
                         self.proc.stdin.flush()
                 elif line.startswith("RESULT "):
@@ -190,7 +192,8 @@ class WorkerPool:
 
     def submit(self, spec: RunSpec, *, exclusive: bool = False,
                control: Control | None = None) -> Future:
-        """Queue ``spec``; ``control(progress) -> "stop" | None`` may end it after an epoch."""
+        """Queue ``spec``; ``control(progress) -> reason | None`` may end it after an epoch
+        (status ``pruned``, the reason as message)."""
         job = _Job(spec, exclusive, control)
         self._jobs.put(job)
         return job.future

@@ -25,9 +25,11 @@ The API a sweep (or any program) uses to run specs and get their recorded result
 
 ``run_one``/``run_many`` are thread-safe (Optuna's ``n_jobs`` threads may call them at
 once); a spec that is already ``ok`` in the DB is not rerun (unless ``force=True``): its
-stored result is returned. ``control(progress) -> "stop" | None`` (local backend) sees each
-epoch's ``{"epoch", "total", "metrics"}`` and may stop the run there (recorded as
-``skipped``, with the epochs so far as its series): pruning.
+stored result is returned. ``control(progress) -> reason | None`` (local backend) sees each
+epoch's ``{"run_key", "epoch", "total", "metrics"}`` and may stop the run there by returning
+a reason: pruning. So does :meth:`Scheduler.stop` (e.g. from a ``progress`` event handler).
+A stopped run is recorded as ``pruned`` with the reason, its last epoch's metrics and the
+epochs so far as its series; the warm worker is not killed, it serves the next run.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class Scheduler:
         self._backend: Any = None
         self._open_lock = threading.Lock()
         self._record_lock = threading.Lock()
+        self._stops: dict[str, str] = {}  # run_key -> why to stop it (see stop())
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> Scheduler:
@@ -143,8 +146,12 @@ class Scheduler:
             return RayBackend(address=self.address, workdir=self.workdir,
                               provenance=self.git, timeout_scale=self.timeout_scale,
                               cpus_per_run=self.cpus_per_run, gpus_per_run=self.gpus_per_run,
-                              jobs=self.jobs, on_event=self.on_event)
+                              jobs=self.jobs,
+                              on_event=lambda kind, data: self.on_event(kind, data))
         from suite.pool import Slot, WorkerPool
+
+        def events(kind: str, data: dict[str, Any]) -> None:  # on_event may be reassigned
+            self.on_event(kind, data)
 
         jobs = self.jobs or 1
         devices = [self.devices[i % len(self.devices)] for i in range(jobs)]
@@ -152,8 +159,7 @@ class Scheduler:
         threads = max(1, (os.cpu_count() or 1) // max(1, cpu_jobs))
         slots = [Slot(d, threads if d == "cpu" else None) for d in devices]
         return WorkerPool(slots, workdir=self.workdir, provenance=self.git,
-                          timeout_scale=self.timeout_scale, warm=self.warm,
-                          on_event=self.on_event)
+                          timeout_scale=self.timeout_scale, warm=self.warm, on_event=events)
 
     # -- selection ---------------------------------------------------------------------------
     def pending(self, specs: list[RunSpec], force: bool = False) -> tuple[list[RunSpec],
@@ -175,6 +181,20 @@ class Scheduler:
         return todo, done, seen
 
     # -- execution ---------------------------------------------------------------------------
+    def stop(self, run_key: str, reason: str) -> None:
+        """Stop the run ``run_key`` after its current epoch (thread-safe; e.g. from an
+        ``on_event`` handler of its ``progress``): recorded as ``pruned`` with ``reason``.
+        Local backend only (Ray runs report no epochs)."""
+        self._stops[run_key] = reason
+
+    def _control(self, user: Callable[[dict[str, Any]], str | None] | None
+                 ) -> Callable[[dict[str, Any]], str | None]:
+        def control(progress: dict[str, Any]) -> str | None:
+            reason = self._stops.pop(progress.get("run_key", ""), None)
+            return reason or (user(progress) if user is not None else None)
+
+        return control
+
     def run(self, specs: list[RunSpec], force: bool = False) -> Outcome:
         """Run every spec not already ok; record each result; report events to ``on_event``."""
         todo, done, seen = self._select(specs, force)
@@ -236,7 +256,8 @@ class Scheduler:
                 spec = pending.popleft()
                 claim = self.leases.claim(spec.run_key, seen.get(spec.run_key))
                 if claim is Claim.CLAIMED:
-                    fut = backend.submit(spec, exclusive=is_exclusive(spec), control=control)
+                    fut = backend.submit(spec, exclusive=is_exclusive(spec),
+                                         control=self._control(control))
                     inflight.add(spec.run_key)
                     fut.add_done_callback(lambda f, s=spec: finished.put((s, f)))
                 elif claim is Claim.DONE:

@@ -20,9 +20,11 @@ runs it, for as many runs as it is given; end of stdin ends the process. A messa
 which carries nothing else (file descriptor 1 is pointed at stderr, so a task's prints and
 C-level output cannot corrupt them): ``PROGRESS {json}`` lines, then one ``RESULT {json}``.
 With ``"ack": true`` the worker waits after each PROGRESS line for one stdin line,
-``CONTINUE`` or ``STOP``; STOP ends the run as ``skipped`` with the epochs reported so far
-as its series (a pruned trial of a sweep). Before each run :func:`suite.runstate.reset`
-puts back every process-global torch setting a previous run may have changed and reseeds;
+``CONTINUE`` or ``STOP <reason>``; STOP ends the run there as ``pruned`` (a trial its
+sweep's pruner stopped): the reason as message, the last epoch's metrics, the epochs so far
+as series, and no checkpoint (a pruned run is not resumed). Before each run
+:func:`suite.runstate.reset` puts back every process-global torch setting a previous run may
+have changed and reseeds;
 after it, :func:`suite.runstate.restore_process` puts back the environment and directory.
 ``--parent-pid`` makes the worker die with that process (Linux ``PR_SET_PDEATHSIG``).
 """
@@ -47,7 +49,7 @@ from suite.specs import RunSpec, TaskContext
 
 
 class RunStopped(BaseException):
-    """The caller asked a run to stop after an epoch (``control`` returned ``"stop"``).
+    """The caller asked a run to stop after an epoch (``control`` returned a reason).
 
     A BaseException, so that a task's own ``except Exception`` cannot swallow it."""
 
@@ -73,12 +75,13 @@ def execute(spec: RunSpec, *, device: str | None = None, checkpoint_dir: str | N
     """Run ``spec`` and return the RESULT dict (never raises for a failing run).
 
     ``emit`` receives each ``PROGRESS {json}`` line; ``control``, when given, receives each
-    progress record and may answer ``"stop"`` to end the run there (status ``skipped``).
+    progress record and may answer a reason (any non-empty string) to end the run there:
+    status ``pruned``, that reason as its message.
     """
     started, t0 = _now(), time.perf_counter()
     prov: dict[str, Any] = {**git_state(), **(extra_provenance or {})}
     status, message, metrics, series, artifacts = "ok", "", {}, {}, {}
-    reported: dict[str, list[float]] = {}
+    reported: list[dict[str, Any]] = []
     try:
         with warnings.catch_warnings():
             from suite import runstate
@@ -99,11 +102,11 @@ def execute(spec: RunSpec, *, device: str | None = None, checkpoint_dir: str | N
 
             def report(epoch: int, total: int, m: dict[str, float]) -> None:
                 rec = {"run_key": spec.run_key, "epoch": epoch, "total": total, "metrics": m}
-                for k, v in m.items():
-                    reported.setdefault(k, []).append(v)
+                reported.append(rec)
                 emit("PROGRESS " + json.dumps(rec, default=str), flush=True)
-                if control is not None and control(rec) == "stop":
-                    raise RunStopped(f"stopped by the caller after epoch {epoch}/{total}")
+                reason = control(rec) if control is not None else None
+                if reason:
+                    raise RunStopped(str(reason))
 
             ctx = TaskContext(device=dev, checkpoint_path=ckpt, report=report, threads=threads)
             task = TASKS.get(spec.task)
@@ -118,7 +121,11 @@ def execute(spec: RunSpec, *, device: str | None = None, checkpoint_dir: str | N
             except TaskFailed as e:
                 status, message = "error", str(e)
             except RunStopped as e:
-                status, message, series = "skipped", str(e), reported
+                status, message = "pruned", str(e)
+                metrics, series = _stopped_metrics(reported)
+                prov["stopped_after_epoch"] = reported[-1]["epoch"]
+                if ckpt and os.path.exists(ckpt):
+                    os.remove(ckpt)  # a pruned run is not resumed
             finally:
                 prov["task_s"] = round(time.perf_counter() - t_task, 4)
                 prov.update(ctx.provenance)
@@ -131,6 +138,17 @@ def execute(spec: RunSpec, *, device: str | None = None, checkpoint_dir: str | N
         "artifacts": artifacts, "provenance": prov, "started_at": started,
         "finished_at": _now(), "wall_s": time.perf_counter() - t0,
     }
+
+
+def _stopped_metrics(reported: list[dict[str, Any]]) -> tuple[dict[str, float],
+                                                                dict[str, list[float]]]:
+    """A stopped run's metrics (its last epoch's, and ``epochs``) and per-epoch series."""
+    series: dict[str, list[float]] = {}
+    for rec in reported:
+        for name, value in rec["metrics"].items():
+            series.setdefault(name, []).append(value)
+    last = reported[-1]
+    return {**last["metrics"], "epochs": float(last["epoch"])}, series
 
 
 # -- warm worker ----------------------------------------------------------------------------
@@ -186,7 +204,9 @@ def serve(stdin=None) -> int:
 
         def control(rec: dict[str, Any]) -> str | None:
             answer = stdin.readline().strip()
-            return "stop" if answer == "STOP" else None
+            if answer.startswith("STOP"):
+                return answer[4:].strip() or "stopped by the scheduler"
+            return None
 
         result = execute(spec, device=msg.get("device"), checkpoint_dir=msg.get("checkpoint_dir"),
                          threads=msg.get("threads"), extra_provenance=msg.get("provenance"),

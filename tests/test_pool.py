@@ -178,21 +178,45 @@ def test_timeout_kills_the_worker_and_the_next_run_gets_a_fresh_one(pool) -> Non
 
 
 def test_a_caller_can_stop_a_run_after_an_epoch(pool) -> None:
-    """`control` (pruning in a sweep): the run ends as skipped with its epochs so far, and
-    the same worker serves the next run."""
+    """`control` (pruning in a sweep): the run ends as pruned with the reason, its last
+    epoch's metrics and its epochs so far, and the same worker serves the next run."""
     seen = []
 
     def control(progress: dict) -> str | None:
         seen.append(progress["epoch"])
-        return "stop" if progress["epoch"] == 2 else None
+        return "pruned by the median rule at epoch 2" if progress["epoch"] == 2 else None
 
     r = pool.submit(train(seed=13, params={"epochs": 5, "batch_size": 16, "lr": 0.05}),
                     control=control).result()
     pid = children()
-    assert r["status"] == "skipped" and "after epoch 2/5" in r["message"]
+    assert r["status"] == "pruned" and r["message"] == "pruned by the median rule at epoch 2"
     assert seen == [1, 2] and len(r["series"]["train_loss"]) == 2
+    assert r["metrics"]["epochs"] == 2 and r["metrics"]["train_loss"] == \
+        r["series"]["train_loss"][-1]
+    assert r["provenance"]["stopped_after_epoch"] == 2
     assert pool.submit(train(seed=14)).result()["status"] == "ok"
     assert children() == pid
+
+
+def test_scheduler_stop_from_a_progress_handler(tmp_path) -> None:
+    """`Scheduler.stop` (the sweeps' pruner hook) ends the run after that epoch: a pruned
+    row, its lease given back, and the batch goes on in the same worker."""
+    engine = db.connect(f"sqlite:///{tmp_path / 'r.db'}")
+    victim = train(seed=15, params={"epochs": 6, "batch_size": 16, "lr": 0.05})
+    sched = Scheduler(engine, jobs=1, workdir=tmp_path / "w")
+
+    def on_event(kind: str, data: dict) -> None:
+        if kind == "progress" and data["run_key"] == victim.run_key and data["epoch"] == 3:
+            sched.stop(victim.run_key, "pruned at epoch 3")
+
+    sched.on_event = on_event
+    out = sched.run([victim, train(seed=16)])
+    rows = db.runs_by_key(engine)
+    assert rows[victim.run_key].status == "pruned"
+    assert rows[victim.run_key].message == "pruned at epoch 3"
+    assert len(db.run_to_result(rows[victim.run_key])["series"]["train_loss"]) == 3
+    assert out.count("ok") == 1 and out.count("pruned") == 1
+    assert not list((tmp_path / "w" / "checkpoints").glob("*.pt")), "a pruned run is not resumed"
 
 
 def test_exclusive_runs_alone(tmp_path, monkeypatch) -> None:
