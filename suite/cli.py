@@ -412,7 +412,7 @@ def cmd_run(args) -> int:
     if args.backend == "ray":
         from suite.ray_backend import import_ray
 
-        import_ray()  # a missing extra is an error before anything runs
+        import_ray(local=args.address is None)  # a missing extra: an error before any run
     plan = make_plan(claims, args.tier, args.seeds, args.device_override)
     engine = db.connect(args.db)
     db.record_claims(engine, claims)

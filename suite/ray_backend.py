@@ -30,6 +30,7 @@ lease semantics as the local backend; nothing on the cluster needs database acce
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -45,7 +46,11 @@ PACKAGES = ("suite", "tasks", "registry")
 _LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
-def import_ray() -> Any:
+def import_ray(local: bool = False) -> Any:
+    """``import ray``, or a clear error naming the extra. ``local``: a private cluster will
+    be started, on loopback (Ray reads that choice once, when it is first imported)."""
+    if local and "ray" not in sys.modules:
+        os.environ.setdefault(_LOOPBACK_ENV, "0")
     try:
         import ray
     except ImportError as e:
@@ -84,7 +89,7 @@ class RayBackend:
                  provenance: dict[str, Any] | None = None, timeout_scale: float = 1.0,
                  cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
                  jobs: int | None = None, num_cpus: int | None = None, on_event=None):
-        ray = self.ray = import_ray()
+        ray = self.ray = import_ray(local=address is None)
         self.workdir = Path(workdir).resolve()
         (self.workdir / "checkpoints").mkdir(parents=True, exist_ok=True)
         self.provenance = dict(provenance or {})
@@ -96,7 +101,6 @@ class RayBackend:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "runtime_env": runtime_env(), "logging_level": "warning"}
             if address is None:
-                os.environ.setdefault(_LOOPBACK_ENV, "0")
                 kw["num_cpus"] = num_cpus
             try:
                 ray.init(address=address, **kw)

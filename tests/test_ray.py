@@ -1,7 +1,8 @@
 """The Ray backend (suite/ray_backend.py) on a real local Ray cluster (2 CPUs, loopback):
 smoke claims run through it and are recorded by the scheduler alone; a Ray worker killed
 mid-run is an error row and the batch goes on; leases hold between a Ray scheduler and a
-local one on the same database; the CLI's --backend ray. (Without Ray: tests/test_cli.py.)"""
+local one on the same database; the CLI's --backend ray. (Without Ray: tests/test_cli.py.)
+The cluster listens on loopback only."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from suite.plan import make_plan
 from suite.scheduler import Scheduler
 from suite.specs import RunSpec
 
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback, read at import
 ray = pytest.importorskip("ray")
 from suite import ray_backend  # noqa: E402  (after the skip: needs ray)
 
@@ -30,12 +32,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    os.environ.setdefault(ray_backend._LOOPBACK_ENV, "0")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level="warning", runtime_env=ray_backend.runtime_env())
+def cluster(tmp_path_factory):
+    """A real local Ray cluster with 2 CPUs, started the way `run --backend ray` starts its
+    private one (`ray.init(num_cpus=2)` on loopback, the code as runtime_env); the tests'
+    schedulers join it, and closing the first backend shuts it down."""
+    backend = ray_backend.RayBackend(workdir=tmp_path_factory.mktemp("ray"), num_cpus=2)
+    assert backend.started_ray and backend.capacity == 2
+    assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
     yield
-    ray.shutdown()
+    backend.close()
 
 
 def smoke_specs(pattern: str) -> list[RunSpec]:
@@ -131,13 +136,16 @@ def test_leases_hold_between_a_ray_and_a_local_scheduler(cluster, tmp_path) -> N
                                                                    stdout, stderr)])
 
 
-def test_cli_backend_ray_starts_a_private_cluster(tmp_path) -> None:
-    if ray.is_initialized():
-        ray.shutdown()  # the CLI process starts its own
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "suite", "--db", f"sqlite:///{tmp_path / 'r.db'}", "run",
-           "--tier", "smoke", "--claim", "suite/smoke/learns", "--backend", "ray",
-           "--no-mlflow", "--no-progress", "--workdir", str(tmp_path / "w")]
-    p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-3000:]
-    assert "ran 2: ok 2" in p.stderr, p.stderr[-3000:]
+def test_cli_backend_ray(cluster, tmp_path, monkeypatch, capsys) -> None:
+    """`python -m suite run --backend ray` (in-process: it joins the running cluster)."""
+    from suite.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["--db", f"sqlite:///{tmp_path / 'r.db'}", "run", "--tier", "smoke", "--claim",
+            "suite/smoke/learns", "--backend", "ray", "--no-mlflow", "--no-progress",
+            "--workdir", str(tmp_path / "w"), "--tasks", str(REPO / "tasks.toml")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "ran 2: ok 2" in err and "on ray" in err, err[-3000:]
+    assert main(argv) == 0
+    assert "ran 0" in capsys.readouterr().err, "skip-done: the second run does nothing"
