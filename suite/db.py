@@ -223,19 +223,21 @@ def head_revision() -> str:
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """One migrating process at a time (two schedulers may create one new DB at once): a
-    lock file in the temporary directory named after the SQLite file's path (never the DB
-    file itself: closing any descriptor of it would drop SQLite's own POSIX locks);
-    PostgreSQL takes an advisory lock in the migration's own transaction instead."""
+    lock file named after the SQLite file's path, in the per-user lock directory of
+    :mod:`suite.runlock` (never the DB file itself: closing any descriptor of it would drop
+    SQLite's own POSIX locks); PostgreSQL takes an advisory lock in the migration's own
+    transaction instead."""
     db_path = engine.url.database if engine.dialect.name == "sqlite" else None
     if not db_path or db_path == ":memory:" or db_path.startswith("file:"):
         yield
         return
     import fcntl
     import hashlib
-    import tempfile
+
+    from suite.runlock import lock_dir
 
     tag = hashlib.sha256(str(Path(db_path).resolve()).encode()).hexdigest()[:16]
-    lock = Path(tempfile.gettempdir()) / f"poolrepro-migrate-{tag}.lock"
+    lock = lock_dir() / f"migrate-{tag}.lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -12,6 +12,24 @@ if str(REPO) not in sys.path:  # `pytest` without an installed package or `pytho
     sys.path.insert(0, str(REPO))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_run_lock(tmp_path_factory):
+    """The machine-wide run lock (suite/runlock.py) of the tests' schedulers, their
+    subprocesses included, is their own: an exclusive benchmark in a test never waits for
+    a pilot that happens to run on the same machine, nor delays it."""
+    import os
+
+    from suite import runlock
+
+    before = os.environ.get(runlock.ENV)
+    os.environ[runlock.ENV] = str(tmp_path_factory.mktemp("runlock"))
+    yield
+    if before is None:
+        os.environ.pop(runlock.ENV, None)
+    else:
+        os.environ[runlock.ENV] = before
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
