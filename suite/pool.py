@@ -258,7 +258,12 @@ class WorkerPool:
             self.on_event("launch", {"spec": spec.to_dict(), "device": slot.device,
                                      "exclusive": job.exclusive})
             started, t0 = _now(), time.time()
-            result, tail = worker.run(message, timeout, self.on_event, job.control)
+            try:
+                result, tail = worker.run(message, timeout, self.on_event, job.control)
+            except BaseException:  # a caller's callback failed mid-run: the worker may be
+                worker.kill()      # waiting for an answer, so it is not reused
+                del self._workers[index]
+                raise
             wall = time.time() - t0
             self.on_event("ended", {"spec": spec.to_dict()})  # still holding the run lock
         if result is None:

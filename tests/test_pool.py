@@ -278,3 +278,15 @@ def test_runlock_exclusive_waits_for_shared_and_blocks_new_ones(tmp_path, monkey
     for t in (a, x, b):
         t.join()
     assert log == ["a+", "a-", "X+", "X-", "b+", "b-"]
+
+
+def test_a_failing_callback_fails_its_run_only(pool) -> None:
+    """A caller's `control` that raises fails that submission (the caller sees the error);
+    the worker, which may be waiting for an answer, is replaced and the next run is fine."""
+    def control(progress: dict) -> str | None:
+        raise ValueError("a bug in the caller's pruner")
+
+    fut = pool.submit(train(seed=17), control=control)
+    with pytest.raises(ValueError, match="pruner"):
+        fut.result()
+    assert pool.submit(train(seed=18)).result()["status"] == "ok"
