@@ -161,9 +161,11 @@ def reproduce_all(session: nox.Session) -> None:
 
 @_session()
 def bench(session: nox.Session) -> None:
-    """Kernel and loader benchmarks (ratios against a baseline measured in the same run), and
-    the dashboard's overview render time over a synthetic 10,000-run database."""
+    """Scheduler overhead per run (cold vs warm workers), the kernel and loader benchmarks
+    (ratios against a baseline measured in the same run), and the dashboard's overview
+    render time over a synthetic 10,000-run database."""
     py = install(session)
+    session.run(py, "-m", "suite.overhead", external=True)
     args = list(session.posargs) or ["--tier", "mini"]
     session.run(py, "-m", "suite", "run", "--tag", "bench", *args, success_codes=[0, 1],
                 external=True)
