@@ -28,10 +28,10 @@ nox.options.sessions = ["tests"]
 TORCH_PAIR = ("torch==2.14.1", "torchvision==0.29.1")
 VENV = os.environ.get("POOLREPRO_VENV", ".venv")
 PAPERS = ("poolskip", "softpool", "allconv", "s3net")
-# Fashion-MNIST (the mini tier's data), then the build dependencies of the ffcv extra.
-# Fashion-MNIST (mini tier data), PostgreSQL (real-DB tests), FFCV's build dependencies.
+# Fashion-MNIST (mini tier data), PostgreSQL (real-DB tests), FFCV's build dependencies,
+# Chromium and its driver (the dashboard's browser test; selenium never downloads a browser).
 APT_PACKAGES = ("dataset-fashion-mnist", "postgresql", "pkg-config", "libopencv-dev",
-                "libturbojpeg0-dev", "build-essential")
+                "libturbojpeg0-dev", "build-essential", "chromium", "chromium-driver")
 
 
 def _uv_env() -> dict[str, str]:
@@ -162,7 +162,9 @@ def reproduce_all(session: nox.Session) -> None:
 
 @_session()
 def bench(session: nox.Session) -> None:
-    """Kernel and loader benchmarks: ratios against a baseline measured in the same run.
+    """Scheduler overhead per run (cold vs warm workers), the kernel and loader benchmarks
+    (ratios against a baseline measured in the same run), and the dashboard's overview
+    render time over a synthetic 10,000-run database.
 
     Run it alone on the machine (``flock /work/cpu.lock nox -s bench`` here). Prints the
     verdicts, the loader metrics, and SoftPool's whole shape grid (ratio to avg and max
@@ -170,6 +172,7 @@ def bench(session: nox.Session) -> None:
     misses the target and why.
     """
     py = install(session)
+    session.run(py, "-m", "suite.overhead", external=True)
     args = list(session.posargs) or ["--tier", "mini"]
     session.run(py, "-m", "suite", "run", "--tag", "bench", *args, success_codes=[0, 1],
                 external=True)
@@ -182,3 +185,5 @@ def bench(session: nox.Session) -> None:
         session.run(py, "-m", "suite", "export", runs, external=True, silent=True)
         session.run(py, "-m", "tasks.kernel_bench", "--from-jsonl", runs, "--tier", tier,
                     success_codes=[0, 1], external=True)
+    # the dashboard's overview over a synthetic 10,000-run database (target: < 2 s)
+    session.run(py, "-m", "dashboard.bench", external=True)

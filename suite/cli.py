@@ -33,7 +33,10 @@ EXAMPLES = {
         python -m suite run --tier mini --paper softpool
         python -m suite run --tier smoke --claim 'smoke/*' --db sqlite:///tmp.db --no-mlflow
         python -m suite run --tier full --devices cuda:0,cuda:1 --jobs 2
-        python -m suite run --tier mini --tag table3 --seeds 0,1,2 --export results.jsonl""",
+        python -m suite run --tier mini --tag table3 --seeds 0,1,2 --export results.jsonl
+        python -m suite run --tier smoke --backend ray      # on a private local Ray cluster
+        python -m suite run --tier full --backend ray --address auto --gpus-per-run 0.5 \\
+            --db postgresql+psycopg://me@dbhost/poolrepro   # a Ray cluster, a shared DB""",
     "report": """
         python -m suite report --tier mini
         python -m suite report --tier mini --markdown > verdicts.md
@@ -96,6 +99,26 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v}")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {v}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m suite",
@@ -148,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     filters(p)
     p.add_argument("--devices", type=_devices, default="cpu",
                    help="device pool: cpu, or cuda:0,cuda:1")
-    p.add_argument("--jobs", type=_positive_int, default=1, help="runs at a time (default 1)")
+    p.add_argument("--jobs", type=_positive_int, default=None,
+                   help="runs at a time (default: 1 locally; with --backend ray, as many as "
+                        "the cluster has room for)")
     p.add_argument("--device", dest="device_override", type=_device, default=None,
                    help="force every run onto this device (default: the claim's, 'auto')")
     p.add_argument("--force", action="store_true", help="rerun even runs that are already ok")
@@ -161,6 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply every claim's timeout_s (slow machines)")
     p.add_argument("--export", metavar="PATH", help="after running, export all runs to PATH")
     p.add_argument("--no-progress", action="store_true", help="plain lines, no progress bars")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: warm worker processes on this machine (default); ray: one Ray "
+                        "task per run on a Ray cluster (the 'ray' extra)")
+    p.add_argument("--address", default=None,
+                   help="--backend ray: 'auto' (the cluster this machine joined), "
+                        "'HOST:6379' (a head node) or 'ray://HOST:10001' (Ray Client); "
+                        "default: start a private local cluster")
+    p.add_argument("--cpus-per-run", type=_positive_float, default=1.0,
+                   help="--backend ray: CPUs each run asks for (default 1)")
+    p.add_argument("--gpus-per-run", type=_nonneg_float, default=0.0,
+                   help="--backend ray: GPUs each run asks for; 0.5 packs two runs on a GPU "
+                        "(default 0)")
+    p.add_argument("--cold", action="store_true",
+                   help="a fresh worker process for every run (slower; the behaviour before "
+                        "warm workers, for chasing state leaking between runs)")
 
     p = verb("report", "table of claims × verdicts with n, mean and 95%% interval")
     filters(p)
@@ -365,6 +405,14 @@ def cmd_run(args) -> int:
     if not claims:
         console.print("[yellow]no claims match the filters[/]; see `python -m suite ls claims`")
         return 0
+    if args.backend != "ray" and (args.address or args.gpus_per_run or
+                                  args.cpus_per_run != 1.0):
+        raise SuiteError("--address, --cpus-per-run and --gpus-per-run belong to "
+                         "--backend ray; locally use --devices and --jobs")
+    if args.backend == "ray":
+        from suite.ray_backend import import_ray
+
+        import_ray(local=args.address is None)  # a missing extra: an error before any run
     plan = make_plan(claims, args.tier, args.seeds, args.device_override)
     engine = db.connect(args.db)
     db.record_claims(engine, claims)
@@ -379,11 +427,15 @@ def cmd_run(args) -> int:
     with RunProgress(enabled=not args.no_progress) as ui:
         sched = Scheduler(engine, devices=args.devices, jobs=args.jobs, workdir=args.workdir,
                           mirror=mirror, paper_of=lambda cid: paper_of.get(cid, ""),
-                          on_event=ui, timeout_scale=args.timeout_scale)
+                          on_event=ui, timeout_scale=args.timeout_scale,
+                          backend=args.backend, warm=not args.cold, address=args.address,
+                          cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
         outcome = sched.run(plan.runs, force=args.force)
     console.print(f"ran {len(outcome.ran)}: " + ", ".join(
         f"{s} {outcome.count(s)}" for s in ("ok", "error", "skipped", "timeout")) +
-        f"; {len(outcome.skipped_ok)} already ok")
+        f"; {len(outcome.skipped_ok)} already ok" +
+        (f"; {len(outcome.elsewhere)} run by another scheduler meanwhile"
+         if outcome.elsewhere else ""))
     _print_report(engine, claims, args.tier, args.seeds)
     if args.export:
         n = _export(engine, args.export)

@@ -16,6 +16,8 @@ Tables:
 * ``series``  — per-epoch values of a run (name, step → value), for curves.
 * ``artifacts`` — small files and JSON a run produced (PNG saliency maps, per-layer tables),
   name → (media type, bytes); at most ``suite.specs.MAX_ARTIFACT_BYTES`` each.
+* ``leases``  — the run_keys a scheduler is running right now (owner, heartbeat, expiry), so
+  two schedulers on one database never run the same key twice (:mod:`suite.leases`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from suite.errors import DatabaseError
@@ -148,6 +150,16 @@ class Artifact(Base):
         return artifact_value(self.media_type, self.data)
 
 
+class Lease(Base):
+    __tablename__ = "leases"
+
+    run_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(120), index=True)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 # --------------------------------------------------------------------------------------
 def resolve_url(url: str | None = None) -> str:
     """``url``, else ``$POOLREPRO_DB``, else ``sqlite:///results.db``. A bare path means SQLite."""
@@ -208,16 +220,45 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(cfg).get_current_head()
 
 
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """One migrating process at a time (two schedulers may create one new DB at once): a
+    lock file named after the SQLite file's path, in the per-user lock directory of
+    :mod:`suite.runlock` (never the DB file itself: closing any descriptor of it would drop
+    SQLite's own POSIX locks); PostgreSQL takes an advisory lock in the migration's own
+    transaction instead."""
+    db_path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not db_path or db_path == ":memory:" or db_path.startswith("file:"):
+        yield
+        return
+    import fcntl
+    import hashlib
+
+    from suite.runlock import lock_dir
+
+    tag = hashlib.sha256(str(Path(db_path).resolve()).encode()).hexdigest()[:16]
+    lock = lock_dir() / f"migrate-{tag}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def migrate(engine: Engine) -> None:
     """Run Alembic migrations up to head on ``engine``."""
     from alembic import command
     from alembic.config import Config
+    from sqlalchemy import text
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = None
     try:
-        with engine.begin() as conn:
+        with _migration_lock(engine), engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(5810993)"))  # any constant
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except OperationalError as e:
@@ -248,18 +289,27 @@ def _finite(x: Any) -> float | None:
 
 
 def record_claims(engine: Engine, claims: list[Any]) -> int:
-    """Store each claim definition whose hash is new (history is kept). Returns rows added."""
-    added = 0
-    with session(engine) as s:
-        have = set(s.execute(select(ClaimDef.claim_id, ClaimDef.definition_hash)).all())
-        for c in claims:
-            if (c.id, c.definition_hash) in have:
-                continue
-            definition = json.loads(json.dumps(_claim_json(c), default=str))
-            s.add(ClaimDef(claim_id=c.id, paper=c.paper, definition_hash=c.definition_hash,
-                           definition=definition))
-            added += 1
-    return added
+    """Store each claim definition whose hash is new (history is kept). Returns rows added.
+
+    Another scheduler may store the same definitions at the same moment: the loser of that
+    race rolls back and looks again."""
+    for attempt in range(3):
+        added = 0
+        try:
+            with session(engine) as s:
+                have = set(s.execute(select(ClaimDef.claim_id, ClaimDef.definition_hash)))
+                for c in claims:
+                    if (c.id, c.definition_hash) in have:
+                        continue
+                    definition = json.loads(json.dumps(_claim_json(c), default=str))
+                    s.add(ClaimDef(claim_id=c.id, paper=c.paper,
+                                   definition_hash=c.definition_hash, definition=definition))
+                    added += 1
+            return added
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    return 0
 
 
 def _claim_json(c: Any) -> dict[str, Any]:

@@ -27,7 +27,8 @@ Arm = Literal["treatment", "baseline"]
 Direction = Literal["higher", "lower", "equal"]
 
 #: Statuses a run row can have. ``ok`` rows are final; the others are retried by ``run``.
-RUN_STATUSES: tuple[str, ...] = ("ok", "error", "skipped", "timeout")
+#: ``pruned``: a tuning trial stopped early by its study's pruner (``suite/sweep.py``).
+RUN_STATUSES: tuple[str, ...] = ("ok", "error", "skipped", "timeout", "pruned")
 #: Verdicts a claim can get from :func:`suite.verdict.judge`.
 VERDICTS: tuple[str, ...] = (
     "reproduced", "not reproduced", "inconclusive", "pending", "error", "skipped",

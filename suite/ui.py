@@ -59,8 +59,10 @@ class RunProgress:
             self.progress.stop()
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        with self.lock:
-            getattr(self, f"_on_{kind}")(data)
+        handler = getattr(self, f"_on_{kind}", None)  # events without a display are ignored
+        if handler is not None:
+            with self.lock:
+                handler(data)
 
     def _on_start(self, d: dict[str, Any]) -> None:
         msg = f"{d['total']} run(s) to do, {d['already_ok']} already ok (skipped)"
@@ -71,10 +73,12 @@ class RunProgress:
     def _on_launch(self, d: dict[str, Any]) -> None:
         spec = d["spec"]
         if self.live:
+            alone = " alone" if d.get("exclusive") else ""
             self.tasks[spec["run_key"]] = self.progress.add_task(
-                f"  {_label(spec)} on {d['device']}", total=None, info="")
+                f"  {_label(spec)} on {d['device']}{alone}", total=None, info="")
         else:
-            console.print(f"start {_label(spec)} on {d['device']} ({spec['run_key']})")
+            alone = " alone (exclusive)" if d.get("exclusive") else ""
+            console.print(f"start {_label(spec)} on {d['device']}{alone} ({spec['run_key']})")
 
     def _on_progress(self, d: dict[str, Any]) -> None:
         m = d.get("metrics", {})
@@ -102,3 +106,17 @@ class RunProgress:
             self.progress.console.print(line)
         else:
             console.print(line)
+
+    def _on_elsewhere(self, d: dict[str, Any]) -> None:
+        line = f"[cyan]elsewhere[/] {_label(d['spec'])}: run by another scheduler meanwhile"
+        if self.live:
+            if self.total_task is not None:
+                self.progress.advance(self.total_task)
+            self.progress.console.print(line)
+        else:
+            console.print(line)
+
+    def _on_waiting(self, d: dict[str, Any]) -> None:
+        line = (f"[cyan]waiting[/] for {d['n']} run(s) that another scheduler on this database "
+                f"is running (taken over if it stops)")
+        (self.progress.console if self.live else console).print(line)

@@ -1,7 +1,9 @@
 """How a claim is measured. Each task is ``run(spec: RunSpec, ctx: TaskContext) -> TaskResult``.
 
 Tasks import ``suite.specs`` (the spec types) and ``registry``; never the rest of ``suite``.
-Entries are lazy so validation never imports torch.
+Entries are lazy so validation never imports torch. ``exclusive=True`` marks a task whose
+numbers are timings: the scheduler runs it alone on its machine (no other run meanwhile,
+every CPU thread), see ``suite/runlock.py``.
 """
 
 from registry._registry import Registry
@@ -12,14 +14,16 @@ _R = TASKS.register
 _R("train_eval", "tasks.train_eval:run", aliases=("train",),
    help="train a model on a dataset, report top1/top5/loss/throughput",
    metrics=("top1", "top1_err", "top5", "top5_err", "test_loss", "train_loss", "epochs",
-            "wall_s", "images_per_s", "best_top1", "params_m"))
+            "wall_s", "images_per_s", "best_top1", "params_m",
+            # with params.val_split (a split held out of the training set) / params.objective
+            "val_top1", "val_top1_err", "val_loss", "best_val_top1", "objective"))
 _R("param_count", "tasks.param_count:run", aliases=("params",),
    help="count parameters (and FLOPs) of a model; deterministic, no data",
    metrics=("params", "params_m", "flops", "gflops"), uses=("model",))
 _R("kernel_bench", "tasks.kernel_bench:run", aliases=("pool_bench",),
    help="time/memory of every pool vs avg/max pooling on the same tensor (ratios); metric "
         "names depend on params (e.g. softpool2d.cifar.fwdbwd_ratio_vs_avg), so none listed",
-   uses=())
+   uses=(), exclusive=True)
 _R("loader_bench", "tasks.loader_bench:run",
    help="images/s of the FFCV loader vs a per-item-decoding torch DataLoader vs the "
         "in-memory tensor path (same data, same augmentation), and training throughput "
@@ -27,7 +31,8 @@ _R("loader_bench", "tasks.loader_bench:run",
    metrics=("ffcv_ips", "torch_ips", "tensor_ips", "ffcv_vs_torch", "tensor_vs_torch",
             "ffcv_vs_tensor", "train_ffcv_ips", "train_torch_ips", "train_tensor_ips",
             "train_model_only_ips", "train_ffcv_vs_model", "train_torch_vs_model",
-            "train_tensor_vs_model", "train_ffcv_vs_torch", "items"))
+            "train_tensor_vs_model", "train_ffcv_vs_torch", "items"),
+   exclusive=True)
 
 
 class TaskFailed(RuntimeError):

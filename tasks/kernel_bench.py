@@ -53,20 +53,21 @@ video           8×64×8×56×56, 3D            kernel 2 (3D-ResNet pool)       
   ``overhead_calls`` (calls per round of the per-call overhead measurement; 0 skips it).
 
 Metrics, per pool ``P`` (named ``<pool><dim>d``, e.g. ``softpool2d``), shape ``S`` and
-thread count ``N``, under ``P.S.tN.``: ``fwd_ms``, ``fwdbwd_ms``, ``fwd_ratio_vs_avg``,
-``fwdbwd_ratio_vs_avg``, ``fwdbwd_ratio_vs_max``, ``mem_mb``, ``mem_ratio_vs_avg``. Memory is
-the peak allocated during forward+backward on CUDA; on CPU (no allocator statistics) it is
-the bytes an op keeps alive between forward and backward — its output plus the tensors
-autograd saves for backward. SoftPool also gets ``softpool_reference`` (plain torch ops,
-analytic backward) and ``softpool_formula`` (plain torch formula, autograd) rows and
-``softpool<d>d.S.tN.speedup_vs_reference`` / ``speedup_vs_formula``. Per shape class ``K``
-(and ``all``), worst over its shapes and thread counts: ``softpool.K.worst_fwdbwd_ratio_vs_avg``,
-``softpool.K.min_speedup_vs_formula``. ``repeats``, ``warmup`` and ``yardstick_repeats`` are
-metrics too, so a verdict can state its repetition count; ``softpool2d.call_overhead_us`` and
-``avg2d.call_overhead_us`` are the per-call cost of forward+backward on a tiny input (what an
-op costs before any arithmetic: Python, autograd, allocation). On CUDA:
-``softpool<d>d.S.tN.fwd_gbps``/``fwdbwd_gbps`` and ``..._frac_of_copy`` against a measured
-device copy (``cuda_copy_gbps``).
+thread count ``N``, under ``P.S_tN.`` (e.g. ``softpool2d.cifar_k2_t2.fwdbwd_ratio_vs_avg``:
+three dot-separated parts, as the dashboard reads them): ``fwd_ms``, ``fwdbwd_ms``,
+``fwd_ratio_vs_avg``, ``fwdbwd_ratio_vs_avg``, ``fwdbwd_ratio_vs_max``, ``mem_mb``,
+``mem_ratio_vs_avg``. Memory is the peak allocated during forward+backward on CUDA; on CPU
+(no allocator statistics) it is the bytes an op keeps alive between forward and backward —
+its output plus the tensors autograd saves for backward. SoftPool also gets
+``softpool_reference`` (plain torch ops, analytic backward) and ``softpool_formula`` (plain
+torch formula, autograd) rows and ``softpool<d>d.S_tN.speedup_vs_reference`` /
+``speedup_vs_formula``. Per shape class ``K`` (and ``all``), worst over its shapes and thread
+counts: ``softpool.K.worst_fwdbwd_ratio_vs_avg``, ``softpool.K.min_speedup_vs_formula``.
+``repeats``, ``warmup`` and ``yardstick_repeats`` are metrics too, so a verdict can state its
+repetition count; ``softpool2d.call_overhead_us`` and ``avg2d.call_overhead_us`` are the
+per-call cost of forward+backward on a tiny input (what an op costs before any arithmetic:
+Python, autograd, allocation). On CUDA: ``softpool<d>d.S_tN.fwd_gbps``/``fwdbwd_gbps`` and
+``..._frac_of_copy`` against a measured device copy (``cuda_copy_gbps``).
 
 Standalone: ``python -m tasks.kernel_bench --shapes grid --threads 1,2`` measures and prints
 the grid; ``python -m tasks.kernel_bench --from-jsonl runs.jsonl --tier mini`` prints it from
@@ -80,6 +81,7 @@ import gc
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -394,7 +396,7 @@ def _metrics(case: Case, threads: int, res: dict[str, dict[str, float]]) -> dict
     out: dict[str, float] = {}
     avg = res["avg"]
     for name, row in res.items():
-        key = f"{name}{case.dim}d.{case.name}.t{threads}"
+        key = f"{name}{case.dim}d.{case.name}_t{threads}"
         for kind in ("fwd", "fwdbwd"):
             if kind in row:
                 out[f"{key}.{kind}_ms"] = row[kind]
@@ -406,7 +408,7 @@ def _metrics(case: Case, threads: int, res: dict[str, dict[str, float]]) -> dict
             if extra in row:
                 out[f"{key}.{extra}"] = row[extra]
     if "softpool" in res:
-        key = f"softpool{case.dim}d.{case.name}.t{threads}"
+        key = f"softpool{case.dim}d.{case.name}_t{threads}"
         sp = res["softpool"]["fwdbwd"]
         for yard in ("reference", "formula"):
             if f"softpool_{yard}" in res:
@@ -424,7 +426,7 @@ def class_metrics(cases: list[Case], threads: list[int],
         groups.setdefault(c.cls, []).append(c)
         groups.setdefault("all", []).append(c)
     for cls, members in groups.items():
-        keys = [f"softpool{c.dim}d.{c.name}.t{t}" for c in members for t in threads]
+        keys = [f"softpool{c.dim}d.{c.name}_t{t}" for c in members for t in threads]
         ratios = [metrics[f"{k}.fwdbwd_ratio_vs_avg"] for k in keys
                   if f"{k}.fwdbwd_ratio_vs_avg" in metrics]
         speedups = [metrics[f"{k}.speedup_vs_formula"] for k in keys
@@ -612,6 +614,10 @@ def _agg_over_seeds(runs: list[dict[str, Any]]) -> tuple[dict[str, float], dict[
     return med, spread
 
 
+#: ``<pool><d>d.<shape>_t<threads>.<stat>``, the per-cell metric names of :func:`_metrics`
+_CELL = re.compile(r"^(?P<pool>[a-z_]+)[123]d\.(?P<shape>\w+)_t(?P<threads>\d+)\.(?P<stat>\w+)$")
+
+
 def grid_table(runs: list[dict[str, Any]], title: str = "SoftPool kernel grid") -> list[str]:
     """Print SoftPool's grid (ratio to avg and max pooling, speed-up over the plain formula,
     per shape and thread count; the median over the runs/seeds given, and the seed-to-seed
@@ -627,17 +633,16 @@ def grid_table(runs: list[dict[str, Any]], title: str = "SoftPool kernel grid") 
     cells: dict[tuple[str, int], dict[str, float]] = {}
     avg_cells: dict[tuple[str, int], dict[str, float]] = {}
     for key, val in med.items():
-        parts = key.split(".")
-        if len(parts) != 4 or not parts[2].startswith("t") or parts[0][-2:] not in (
-                "1d", "2d", "3d"):
+        m = _CELL.match(key)
+        if not m:
             continue
-        pool = parts[0][:-2]
-        if pool == "softpool":
-            cell = cells.setdefault((parts[1], int(parts[2][1:])), {})
-            cell[parts[3]] = val
-            cell[parts[3] + "_range"] = spread[key]
-        elif pool == "avg":
-            avg_cells.setdefault((parts[1], int(parts[2][1:])), {})["avg_" + parts[3]] = val
+        at = (m["shape"], int(m["threads"]))
+        if m["pool"] == "softpool":
+            cell = cells.setdefault(at, {})
+            cell[m["stat"]] = val
+            cell[m["stat"] + "_range"] = spread[key]
+        elif m["pool"] == "avg":
+            avg_cells.setdefault(at, {})["avg_" + m["stat"]] = val
     header = ["class", "shape", "thr", "f+b/avg", "seed range", "f+b/max", "fwd/avg",
               "× formula", "target", "note"]
     lines, misses = [], []

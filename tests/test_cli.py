@@ -153,6 +153,30 @@ def test_bad_jobs(cli, tasks):
     assert rc == 2 and "positive integer" in err
 
 
+@pytest.mark.parametrize("flags", [["--address", "auto"], ["--gpus-per-run", "1"],
+                                   ["--cpus-per-run", "4"]])
+def test_ray_flags_need_the_ray_backend(cli, tasks, tmp_path, flags):
+    rc, _, err = cli("run", "--tasks", tasks, "--db", tmp_path / "r.db", *flags)
+    assert rc == 2 and "belong to --backend ray" in err
+    assert not (tmp_path / "r.db").exists(), "nothing written"
+
+
+@pytest.mark.parametrize("flag,value", [("--cpus-per-run", "0"), ("--gpus-per-run", "-1"),
+                                        ("--gpus-per-run", "x"), ("--backend", "slurm")])
+def test_bad_backend_flags(cli, tasks, flag, value):
+    rc, _, err = cli("run", "--tasks", tasks, flag, value)
+    assert rc == 2 and flag in err
+
+
+def test_backend_ray_without_ray_names_the_extra(cli, tasks, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    rc, _, err = cli("run", "--tasks", tasks, "--db", tmp_path / "r.db", "--backend", "ray")
+    assert rc == 2 and "pip install 'poolrepro[ray]'" in err
+    assert not (tmp_path / "r.db").exists(), "nothing written"
+
+
 def test_unknown_paper_suggests(cli, tasks):
     rc, out, err = cli("ls", "claims", "--tasks", tasks, "--paper", "dmo")
     assert rc == 2

@@ -39,27 +39,32 @@ def test_run_reports_ratios_and_provenance():
     ctx = TaskContext(device="cpu", report=lambda e, t, m: progress.append((e, t, m)))
     res = run(spec, ctx)
     m = res.metrics
-    t = f"t{torch.get_num_threads()}"
-    for key in (f"softpool2d.tiny2d.{t}.fwdbwd_ratio_vs_avg",
-                f"softpool2d.tiny2d.{t}.fwd_ratio_vs_avg",
-                f"softpool3d.tiny3d.{t}.fwdbwd_ratio_vs_max", f"max2d.tiny2d.{t}.mem_ratio_vs_avg",
-                f"strided_conv2d.tiny2d.{t}.fwdbwd_ms", f"softpool2d.tiny2d.{t}.speedup_vs_reference",
-                f"softpool3d.tiny3d.{t}.speedup_vs_formula", f"lip3d.tiny3d.{t}.mem_mb",
-                f"softpool2d.tinycl.{t}.fwdbwd_ms"):
+    t = f"t{torch.get_num_threads()}"  # metric names: pool.shape_tN.stat
+    for key in (f"softpool2d.tiny2d_{t}.fwdbwd_ratio_vs_avg",
+                f"softpool2d.tiny2d_{t}.fwd_ratio_vs_avg",
+                f"softpool3d.tiny3d_{t}.fwdbwd_ratio_vs_max", f"max2d.tiny2d_{t}.mem_ratio_vs_avg",
+                f"strided_conv2d.tiny2d_{t}.fwdbwd_ms", f"softpool2d.tiny2d_{t}.speedup_vs_reference",
+                f"softpool3d.tiny3d_{t}.speedup_vs_formula", f"lip3d.tiny3d_{t}.mem_mb",
+                f"softpool2d.tinycl_{t}.fwdbwd_ms"):
         assert key in m and math.isfinite(m[key]) and m[key] > 0, key
     # paired per-repetition ratios: avg against itself is exactly 1
-    assert m[f"avg2d.tiny2d.{t}.fwdbwd_ratio_vs_avg"] == 1.0
+    assert m[f"avg2d.tiny2d_{t}.fwdbwd_ratio_vs_avg"] == 1.0
     assert (m["repeats"], m["warmup"], m["yardstick_repeats"]) == (3.0, 0.0, 2.0)
     assert m["softpool2d.call_overhead_us"] > 0 and m["avg2d.call_overhead_us"] > 0
     # per shape class: the worst SoftPool ratio and the smallest speed-up over the formula
-    small = [m[f"softpool{d}d.tiny{d}d.{t}.fwdbwd_ratio_vs_avg"] for d in (2, 3)]
+    small = [m[f"softpool{d}d.tiny{d}d_{t}.fwdbwd_ratio_vs_avg"] for d in (2, 3)]
     assert m["softpool.small.worst_fwdbwd_ratio_vs_avg"] == max(small)
     assert m["softpool.all.worst_fwdbwd_ratio_vs_avg"] >= max(small)
-    assert m["softpool.cl.min_speedup_vs_formula"] == m[f"softpool2d.tinycl.{t}.speedup_vs_formula"]
+    assert m["softpool.cl.min_speedup_vs_formula"] == m[f"softpool2d.tinycl_{t}.speedup_vs_formula"]
     assert ctx.provenance["softpool_path"] in ("fused_cpu", "reference")
     assert ctx.provenance["softpool_last_path"] is not None
     assert "median over 3 interleaved repetitions" in ctx.provenance["kernel_bench.timing"]
     assert [p[:2] for p in progress] == [(1, 3), (2, 3), (3, 3)]
+    # the dashboard splits kernel metrics as pool.shape.stat: every per-shape one must fit
+    from dashboard.queries.kernels import KERNEL_METRIC
+
+    cells = [k for k in m if k.count(".") == 2 and k.split(".")[1].endswith(t[1:])]
+    assert len(cells) > 50 and all(KERNEL_METRIC.match(k) for k in cells)
     rows = res.artifacts["rows"]
     assert {r["reps"] for r in rows if r["pool"].startswith("softpool_formula")} == {2.0}
     assert {r["reps"] for r in rows if r["pool"] == "softpool2d"} == {3.0}
@@ -73,10 +78,10 @@ def test_thread_grid_times_each_count_and_restores_threads():
               TaskContext(device="cpu"))
     assert torch.get_num_threads() == before
     for t in (1, 2):
-        assert f"softpool2d.tiny2d.t{t}.fwdbwd_ratio_vs_avg" in res.metrics
-        assert f"softpool2d.tiny2d.t{t}.fwd_ms" not in res.metrics  # fwd=False
+        assert f"softpool2d.tiny2d_t{t}.fwdbwd_ratio_vs_avg" in res.metrics
+        assert f"softpool2d.tiny2d_t{t}.fwd_ms" not in res.metrics  # fwd=False
     assert res.metrics["softpool.small.worst_fwdbwd_ratio_vs_avg"] == max(
-        res.metrics[f"softpool2d.tiny2d.t{t}.fwdbwd_ratio_vs_avg"] for t in (1, 2))
+        res.metrics[f"softpool2d.tiny2d_t{t}.fwdbwd_ratio_vs_avg"] for t in (1, 2))
     assert {r["pool"] for r in res.artifacts["rows"]} == {
         "avg2d", "max2d", "softpool2d", "softpool_reference2d", "softpool_formula2d"}
 

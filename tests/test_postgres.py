@@ -92,3 +92,47 @@ def test_postgres_unreachable_gives_clear_error() -> None:
 
     with pytest.raises(DatabaseError, match="cannot reach"):
         db.connect(f"postgresql+psycopg://postgres@127.0.0.1:{_free_port()}/nope")
+
+
+def _fresh_database(pg_url: str, name: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return pg_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_postgres_leases(pg_url: str) -> None:
+    """Claim / held / done and a race of eight owners, on PostgreSQL's own locking."""
+    import threading
+
+    from suite.leases import Claim, Leases
+
+    engine = db.connect(_fresh_database(pg_url, "leases"))
+    a, b = Leases(engine), Leases(engine)
+    assert a.claim("k1", None) is Claim.CLAIMED and b.claim("k1", None) is Claim.HELD
+    a.record(_result("k1"))
+    assert b.claim("k1", None) is Claim.DONE
+    owners = [Leases(engine) for _ in range(8)]
+    wins: list[tuple[int, int]] = []
+
+    def race(i: int) -> None:
+        wins.extend((k, i) for k in range(10) if owners[i].claim(f"r{k}", None) is Claim.CLAIMED)
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(k for k, _ in wins) == list(range(10)), "one winner per key"
+
+
+def test_two_scheduler_processes_on_one_postgres_db(pg_url: str, two_schedulers) -> None:
+    """Two real `python -m suite run` processes at once: every run_key runs exactly once."""
+    from conftest import check_two_schedulers
+
+    url = _fresh_database(pg_url, "two_schedulers")
+    procs = two_schedulers(url)
+    check_two_schedulers(db.connect(url), procs)
