@@ -21,8 +21,10 @@ _R("param_count", "tasks.param_count:run", aliases=("params",),
    help="count parameters (and FLOPs) of a model; deterministic, no data",
    metrics=("params", "params_m", "flops", "gflops"), uses=("model",))
 _R("kernel_bench", "tasks.kernel_bench:run", aliases=("pool_bench",),
-   help="time/memory of every pool vs avg/max pooling on the same tensor (ratios); metric "
-        "names depend on params (e.g. softpool2d.cifar.fwdbwd_ratio_vs_avg), so none listed",
+   help="time/memory of every pool vs avg/max pooling on the same tensor (ratios), over a "
+        "shape grid and thread counts; metric names depend on params (e.g. "
+        "softpool2d.cifar_k2_t2.fwdbwd_ratio_vs_avg, softpool.late.worst_fwdbwd_ratio_vs_avg), "
+        "so none listed",
    uses=(), exclusive=True)
 _R("loader_bench", "tasks.loader_bench:run",
    help="images/s of the FFCV loader vs a per-item-decoding torch DataLoader vs the "
@@ -31,7 +33,8 @@ _R("loader_bench", "tasks.loader_bench:run",
    metrics=("ffcv_ips", "torch_ips", "tensor_ips", "ffcv_vs_torch", "tensor_vs_torch",
             "ffcv_vs_tensor", "train_ffcv_ips", "train_torch_ips", "train_tensor_ips",
             "train_model_only_ips", "train_ffcv_vs_model", "train_torch_vs_model",
-            "train_tensor_vs_model", "train_ffcv_vs_torch", "items"),
+            "train_tensor_vs_model", "train_ffcv_vs_torch", "items", "repeats",
+            "train_repeats"),
    exclusive=True)
 
 
