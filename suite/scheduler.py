@@ -10,6 +10,9 @@
 * Workers die with the scheduler (Linux ``PR_SET_PDEATHSIG``); their per-epoch checkpoints
   survive, so rerunning the same command after a SIGKILL resumes the runs that were in
   flight from their last epoch, with no duplicate or partial rows.
+* :meth:`Scheduler.stop` ends a run early on request (a tuner's pruner, from the
+  ``progress`` event of its epoch): the worker is killed and the run is recorded as
+  ``pruned`` with the per-epoch metrics its ``PROGRESS`` lines reported.
 """
 
 from __future__ import annotations
@@ -73,12 +76,13 @@ class Scheduler:
         if jobs < 1:
             raise ValueError("--jobs must be ≥ 1")
         self.jobs = jobs
-        self.workdir = Path(workdir)
+        self.workdir = Path(workdir).resolve()  # workers run with cwd = the repo
         self.mirror = mirror
         self.paper_of = paper_of or (lambda cid: cid.split("/")[0])
         self.on_event = on_event or (lambda kind, data: None)
         self.timeout_scale = timeout_scale
         self.git = git_state()
+        self._stops: dict[str, str] = {}  # run_key -> why it is to stop (see stop())
 
     # -- selection ---------------------------------------------------------------------
     def pending(self, specs: list[RunSpec], force: bool = False) -> tuple[list[RunSpec],
@@ -93,6 +97,14 @@ class Scheduler:
             else:
                 todo.append(s)
         return todo, done
+
+    def stop(self, run_key: str, reason: str) -> None:
+        """Stop the run ``run_key`` now (thread-safe; e.g. from an ``on_event`` handler).
+
+        Its worker is killed and the run recorded with status ``pruned``, ``reason`` as the
+        message, and the metrics of its ``PROGRESS`` lines (last epoch; series per epoch).
+        """
+        self._stops[run_key] = reason
 
     # -- execution ---------------------------------------------------------------------
     def run(self, specs: list[RunSpec], force: bool = False) -> Outcome:
@@ -165,13 +177,19 @@ class Scheduler:
         timeout = spec.timeout_s * self.timeout_scale
         timer = threading.Timer(timeout, lambda: _kill(proc))
         timer.start()
+        progress: list[dict[str, Any]] = []
         try:
             for line in proc.stdout:
                 if line.startswith("PROGRESS "):
                     try:
-                        self.on_event("progress", json.loads(line[9:]))
+                        data = json.loads(line[9:])
                     except json.JSONDecodeError:
-                        pass
+                        continue
+                    progress.append(data)
+                    self.on_event("progress", data)
+                    if key in self._stops:
+                        _kill(proc)
+                        break
                 elif line.startswith("RESULT "):
                     try:
                         result = json.loads(line[7:])
@@ -182,6 +200,8 @@ class Scheduler:
             timer.cancel()
         err_thread.join(timeout=5)
         wall = time.time() - t0
+        if key in self._stops:
+            return self._stopped(spec, self._stops.pop(key), progress, device, wall)
         if result is not None:
             return result
         timed_out = wall >= timeout
@@ -193,6 +213,27 @@ class Scheduler:
         return {"spec": spec.to_dict(), "status": status,
                 "message": msg + (f"\n--- stderr ---\n{tail}" if tail else ""),
                 "metrics": {}, "series": {}, "provenance": {**self.git, "device": device},
+                "wall_s": wall}
+
+
+    def _stopped(self, spec: RunSpec, reason: str, progress: list[dict[str, Any]],
+                 device: str, wall: float) -> dict[str, Any]:
+        """The ``pruned`` result of a run ended by :meth:`stop`; its checkpoint is removed
+        (a pruned run is not resumed)."""
+        for suffix in (".pt", ".pt.tmp"):
+            (self.workdir / "checkpoints" / f"{spec.run_key}{suffix}").unlink(missing_ok=True)
+        series: dict[str, list[float]] = {}
+        for p in progress:
+            for name, value in (p.get("metrics") or {}).items():
+                series.setdefault(name, []).append(value)
+        last = progress[-1] if progress else {}
+        metrics = {k: float(v) for k, v in (last.get("metrics") or {}).items()}
+        if progress:
+            metrics["epochs"] = float(last.get("epoch", len(progress)))
+        return {"spec": spec.to_dict(), "status": "pruned", "message": reason,
+                "metrics": metrics, "series": series,
+                "provenance": {**self.git, "device": device,
+                               "stopped_after_epoch": last.get("epoch")},
                 "wall_s": wall}
 
 
