@@ -429,8 +429,8 @@ def _print_report(engine, claims, tier, seeds, markdown=False, as_json=False,
 def cmd_report(args) -> int:
     from suite import db
 
-    _, claims = _load(args)
-    claims, tunings = use_best(args, claims, args.tier)
+    _, written = _load(args)
+    claims, tunings = use_best(args, written, args.tier)
     engine = db.connect(args.db)
     _print_report(engine, claims, args.tier, args.seeds, args.markdown, args.json, tunings)
     if args.metrics:
@@ -438,7 +438,7 @@ def cmd_report(args) -> int:
     if not (args.markdown or args.json):
         from suite.sweep_cli import print_studies
 
-        print_studies(claims, args.tier, args.storage, quiet_missing=True)
+        print_studies(written, args.tier, args.storage, quiet_missing=True)
     return 0
 
 
