@@ -262,12 +262,18 @@ def open_storage(url: str, on_stale: Callable | None = None):
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 60}
+    import inspect
+
+    # Optuna ≥ 4.9 calls the stale-trial callback heartbeat_stale_trial_callback
+    accepted = inspect.signature(optuna.storages.RDBStorage).parameters
+    callback = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in accepted
+                else "failed_trial_callback")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S, heartbeat_stale_trial_callback=on_stale)
+                grace_period=GRACE_S, **{callback: on_stale})
     except Exception as e:  # unreachable server, missing driver, newer schema
         raise SuiteError(f"cannot open the Optuna storage {url!r}: {e}") from e
 

@@ -5,6 +5,7 @@ did-you-mean, the search space mapped onto Optuna's suggest_*, study names, tria
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -319,3 +320,27 @@ def test_report_rows_say_the_comparison_was_tuned(tmp_path, db_url):
     (plain,) = report.claim_rows(engine, [c], "full")
     assert plain.tuning == "" and report.table_rows([plain])[0][-1] == "pending"
     assert replace(plain, tuning="x").as_dict()["tuning"] == "x"
+
+
+def test_optuna_dashboard_reads_the_sweep_storage(tmp_path):
+    """`optuna-dashboard <storage>` serves the studies a sweep writes (its WSGI app, called
+    directly: the same code the command serves)."""
+    dashboard = pytest.importorskip("optuna_dashboard")
+    from wsgiref.util import setup_testing_defaults
+
+    (c,) = parse(claim({"trials": 2, "params": {"lr": {"low": 0.01, "high": 0.3,
+                                                         "log": True}}}))
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    sweeper = sweep.Sweeper(c, "full", sweep.ARMS, url, sweep.TrialBackend(engine=None))
+    names = [sweeper._study(arm).name for arm in sweep.ARMS]
+    _fake_study(url, names[0], [71.5], [0.05])
+    env: dict = {}
+    setup_testing_defaults(env)
+    env["PATH_INFO"] = "/api/studies"
+    status: list[str] = []
+    body = b"".join(dashboard.wsgi(url)(env, lambda s, h, exc=None: status.append(s)))
+    assert status == ["200 OK"]
+    summaries = {s["study_name"]: s for s in json.loads(body)["study_summaries"]}
+    assert set(summaries) == set(names)
+    attrs = {a["key"]: a["value"] for a in summaries[names[1]]["user_attrs"]}
+    assert attrs["claim"] == CID and attrs["arm"] == "baseline" and attrs["metric"] == "val_top1"
