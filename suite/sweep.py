@@ -65,8 +65,8 @@ GRACE_S = 120
 def sweep_of(claim: Claim, tier: str) -> SweepSpec:
     form = claim.form(tier)
     if form is None:
-        why = claim.skip.get(tier) or f"no {tier} form in tasks.toml"
-        raise SuiteError(f"sweep: claim {claim.id!r} has no {tier} form ({why})")
+        why = f" ({claim.skip[tier]})" if tier in claim.skip else " in tasks.toml"
+        raise SuiteError(f"sweep: claim {claim.id!r} has no {tier} form{why}")
     if form.sweep is None:
         raise SuiteError(f"sweep: claim {claim.id!r} has no sweep at tier {tier}; add a "
                          f"[claim.sweep] (or [claim.tiers.{tier}.sweep]) table with a space, "

@@ -12,13 +12,13 @@ from typing import Any
 from suite.errors import SuiteError
 
 EXAMPLES = """
-        python -m suite sweep suite/mini/sweep --tier mini     # both arms, the table's budget
-        python -m suite sweep suite/mini/sweep --trials 12     # grow both studies to 12 trials
-        python -m suite sweep suite/smoke/sweep --tier smoke --arm treatment --no-mlflow
+        python -m suite sweep suite/mini/tuned-softpool-vs-max     # both arms, the table's budget
+        python -m suite sweep suite/mini/tuned-softpool-vs-max --trials 12   # grow both studies
+        python -m suite sweep suite/smoke/softpool-vs-max --tier smoke --arm treatment --no-mlflow
         python -m suite sweep CLAIM --storage postgresql+psycopg://me@db/optuna --jobs 2 \\
             --devices cuda:0,cuda:1
-        python -m suite run --tier mini --claim suite/mini/sweep --use-best   # tuned comparison
-        python -m suite report --tier mini --claim suite/mini/sweep --use-best
+        python -m suite run --tier mini --claim 'suite/mini/tuned-*' --use-best  # tuned runs
+        python -m suite report --tier mini --claim 'suite/mini/tuned-*' --use-best
         optuna-dashboard sqlite:///optuna.db   # browse the studies (pip install 'poolrepro[sweep]')
 
 Rerunning a killed sweep continues where it stopped: finished trials are kept, the trial in

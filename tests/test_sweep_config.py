@@ -344,3 +344,94 @@ def test_optuna_dashboard_reads_the_sweep_storage(tmp_path):
     assert set(summaries) == set(names)
     attrs = {a["key"]: a["value"] for a in summaries[names[1]]["user_attrs"]}
     assert attrs["claim"] == CID and attrs["arm"] == "baseline" and attrs["metric"] == "val_top1"
+
+
+def test_readme_sweep_example_validates(repo_root):
+    """The README's sweep table is valid tasks.toml (docs must not rot)."""
+    import re
+
+    import tomllib
+
+    text = (repo_root / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Sweeps (Optuna)"):]
+    block = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    table = tomllib.loads(block.replace("[claim.sweep]", ""))
+    (c,) = parse(claim(table))
+    sw = c.form("full").sweep
+    assert sw.trials == 6 and {p.path for p in sw.space} == {
+        "params.lr", "params.init", "model_args.width"}
+    deep_check("README.md", [c])
+
+
+# -- the verb's input errors (in-process, nothing runs) -------------------------------------
+CLI_TASKS = """
+[papers.demo]
+title = "demo"
+
+[[claim]]
+id = "demo/delta"
+paper = "demo"
+source = "Table 1"
+task = "train_eval"
+model = "test_cnn"
+dataset = "synthetic"
+model_args = { width = 4, pool = "avg" }
+params = { epochs = 1 }
+expect = { kind = "delta", metric = "top1", direction = "equal", tolerance = 100.0, baseline = { model_args = { pool = "max" } } }
+[claim.sweep]
+params.lr = { low = 0.01, high = 0.3, log = true }
+
+[[claim]]
+id = "demo/absolute"
+paper = "demo"
+source = "Table 1"
+extends = "demo/delta"
+expect = { kind = "absolute", metric = "top1", value = 1.0 }
+"""
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """``cli(*argv) -> (rc, stdout, stderr)`` with :data:`CLI_TASKS` in tmp_path."""
+    from suite.cli import main
+
+    monkeypatch.delenv("POOLREPRO_DB", raising=False)
+    monkeypatch.delenv(sweep.STORAGE_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tasks.toml").write_text(CLI_TASKS)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+
+    return run
+
+
+def test_sweep_help_has_examples(cli):
+    rc, out, _ = cli("sweep", "--help")
+    assert rc == 0 and "examples:" in out and "python -m suite sweep" in out
+    assert "optuna-dashboard sqlite:///optuna.db" in out
+    rc, out, _ = cli("run", "--help")
+    assert "--use-best" in out and "--storage" in out
+
+
+@pytest.mark.parametrize("argv, want", [
+    (("sweep", "demo/delt", "--tier", "full"), "no claim 'demo/delt'; did you mean "
+                                               "'demo/delta'"),
+    (("sweep", "demo/delta"), "has no mini form in tasks.toml"),
+    (("sweep", "demo/absolute", "--tier", "full", "--arm", "baseline"), "no baseline arm"),
+    (("sweep", "demo/delta", "--tier", "full", "--trials", "0"), "--trials must be ≥ 1"),
+    (("sweep", "demo/delta", "--tier", "full", "--devices", "gpu"), "not a device"),
+    (("--db", "sqlite:///same.db", "sweep", "demo/delta", "--tier", "full", "--storage",
+      "sqlite:///same.db"), "is the results DB"),
+    (("run", "--tier", "full", "--use-best", "--no-mlflow"),
+     "--use-best: demo/delta: no finished trial for arm(s) treatment, baseline"),
+])
+def test_sweep_input_errors_are_one_clear_line(cli, tmp_path, argv, want):
+    rc, _, err = cli(*argv)
+    assert rc == 2 and want in err, err
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "same.db").exists()
