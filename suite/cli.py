@@ -438,7 +438,8 @@ def cmd_report(args) -> int:
     if not (args.markdown or args.json):
         from suite.sweep_cli import print_studies
 
-        print_studies(written, args.tier, args.storage, quiet_missing=True)
+        print_studies(written, args.tier, args.storage, db.resolve_url(args.db),
+                      in_report=True)
     return 0
 
 

@@ -275,7 +275,8 @@ def open_storage(url: str, on_stale: Callable | None = None):
                 url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
                 grace_period=GRACE_S, **{callback: on_stale})
     except Exception as e:  # unreachable server, missing driver, newer schema
-        raise SuiteError(f"cannot open the Optuna storage {url!r}: {e}") from e
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise SuiteError(f"cannot open the Optuna storage {url!r}: {first}") from e
 
 
 # -- running studies --------------------------------------------------------------------
@@ -424,6 +425,7 @@ class Sweeper:
                     "run_key": spec.run_key, "attempt": trial.user_attrs.get("attempt", 1)}
             self.on_trial("start", info)
             reported: set[int] = set()
+            stopped: list[str] = []  # why on_epoch asked the backend to stop the run
 
             def on_epoch(epoch: int, total: int, metrics: dict[str, float]) -> str | None:
                 value = metrics.get("objective")
@@ -434,9 +436,10 @@ class Sweeper:
                 trial.report(float(value), epoch)
                 reported.add(epoch)
                 if epoch < total and trial.should_prune():
-                    return (f"pruned by the {self.sweep.pruner} pruner after epoch "
-                            f"{epoch}/{total}: {self.sweep.metric} = {value:.4g} "
-                            f"(study {s.name}, trial {trial.number})")
+                    stopped.append(f"pruned by the {self.sweep.pruner} pruner after epoch "
+                                   f"{epoch}/{total}: {self.sweep.metric} = {value:.4g} "
+                                   f"(study {s.name}, trial {trial.number})")
+                    return stopped[-1]
                 return None
 
             try:
@@ -452,6 +455,8 @@ class Sweeper:
             diverged = status == "error" and msg.startswith("training diverged")
             outcome = {"ok": "complete", "pruned": "pruned", "skipped": "skipped"}.get(
                 status, "diverged" if diverged else "failed")
+            if stopped and status != "ok":  # however the backend records a stopped run
+                outcome, msg = "pruned", stopped[-1]
             if outcome == "complete" and (value is None or not math.isfinite(value)):
                 outcome, msg = "failed", f"run {spec.run_key} reported no finite objective"
             self.on_trial("done", {**info, "outcome": outcome, "value": value,
@@ -554,7 +559,11 @@ def study_infos(claim: Claim, tier: str, storage_url: str, importances: bool = F
     from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    have = set(optuna.get_all_study_names(storage))
+    try:
+        have = set(optuna.get_all_study_names(storage))
+    except Exception as e:  # a file that is not an Optuna storage, a lost connection
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise SuiteError(f"cannot read the Optuna storage {storage_url!r}: {first}") from e
     out = []
     for arm, name in names.items():
         if name not in have:

@@ -118,22 +118,30 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def print_studies(claims: list, tier: str, storage: str | None, quiet_missing: bool = False
-                  ) -> None:
+def print_studies(claims: list, tier: str, storage: str | None, results_url: str | None = None,
+                  in_report: bool = False) -> None:
     """A table of each study of ``claims`` at ``tier``: trials by state, best value and point,
-    and parameter importances (Optuna's default evaluator)."""
+    and parameter importances (Optuna's default evaluator). ``in_report``: print nothing when
+    no study exists, and a one-line note instead of failing when the storage cannot be read."""
     from rich.markup import escape
     from rich.table import Table
 
     from suite import sweep
-    from suite.ui import out
+    from suite.ui import console, out
 
     with_sweep = [c for c in claims if c.form(tier) is not None and c.form(tier).sweep]
     if not with_sweep:
         return
-    url = sweep.resolve_storage(storage)
-    infos = [i for c in with_sweep for i in sweep.study_infos(c, tier, url, importances=True)]
-    if quiet_missing and not any(i.exists for i in infos):
+    try:
+        url = sweep.resolve_storage(storage, results_url)
+        infos = [i for c in with_sweep
+                 for i in sweep.study_infos(c, tier, url, importances=True)]
+    except SuiteError as e:
+        if not in_report:
+            raise
+        console.print(f"[yellow]sweeps not shown[/]: {e}")
+        return
+    if in_report and not any(i.exists for i in infos):
         return
     t = Table(title=f"sweeps, tier {tier} ({url})")
     for h in ("claim", "arm", "trials ok/pruned/failed", "best", "best point", "importance"):

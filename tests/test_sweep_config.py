@@ -435,3 +435,15 @@ def test_sweep_input_errors_are_one_clear_line(cli, tmp_path, argv, want):
     rc, _, err = cli(*argv)
     assert rc == 2 and want in err, err
     assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "same.db").exists()
+
+
+def test_report_without_or_with_a_broken_storage_still_reports(cli, tmp_path):
+    rc, out, _ = cli("--db", "sqlite:///r.db", "report", "--tier", "full")
+    assert rc == 0 and "verdicts, tier full" in out and "sweeps" not in out
+    assert not (tmp_path / "optuna.db").exists()
+    (tmp_path / "optuna.db").write_bytes(b"not a database")
+    rc, out, err = cli("--db", "sqlite:///r.db", "report", "--tier", "full")
+    assert rc == 0 and "verdicts, tier full" in out
+    assert "sweeps not shown" in err and "cannot" in err
+    rc, _, err = cli("--db", "sqlite:///r.db", "sweep", "demo/delta", "--tier", "full")
+    assert rc == 2 and "cannot open the Optuna storage 'sqlite:///optuna.db'" in err
