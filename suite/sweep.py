@@ -578,7 +578,9 @@ def study_infos(claim: Claim, tier: str, storage_url: str, importances: bool = F
         imp: dict[str, float] = {}
         if importances and count[TrialState.COMPLETE] >= 2:
             try:
-                imp = optuna.importance.get_param_importances(study)
+                with warnings.catch_warnings():  # "importances will be equal" on few trials
+                    warnings.simplefilter("ignore", UserWarning)
+                    imp = optuna.importance.get_param_importances(study)
             except Exception:  # too few distinct points: no importances, not an error
                 imp = {}
         out.append(StudyInfo(
