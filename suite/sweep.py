@@ -345,7 +345,6 @@ class SweepOutcome:
     tier: str
     studies: list[ArmStudy]
     trials: int
-    ran: list[dict[str, Any]] = field(default_factory=list)  # one line per trial run now
 
 
 class Sweeper:
@@ -375,7 +374,9 @@ class Sweeper:
         study = optuna.create_study(storage=self.storage, study_name=name,
                                     direction=sw.direction, pruner=_pruner(sw),
                                     load_if_exists=True)
-        study.sampler = _sampler(sw, len(study.get_trials(deepcopy=False)))
+        # seeded by the finished trials: a resumed sweep draws new points, and arms that
+        # advance together keep drawing the same ones
+        study.sampler = _sampler(sw, _finished(study))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([sw.metric])
@@ -388,14 +389,15 @@ class Sweeper:
                 study.set_user_attr(k, json.loads(json.dumps(v, default=str)))
         return ArmStudy(arm, name, study, _finished(study))
 
-    def _retry(self, study, trial) -> None:
-        """Enqueue a failed trial's point again (same run_key: its worker resumes)."""
+    def _retry(self, study, trial, count: bool = True) -> None:
+        """Enqueue a failed trial's point again (same run_key: its worker resumes).
+        ``count=False``: the trial did not fail, its sweep was killed (no retry is spent)."""
         attempt = int(trial.user_attrs.get("attempt", 1))
-        if attempt > self.sweep.retries:
+        if count and attempt > self.sweep.retries:
             return
         study.enqueue_trial(dict(trial.params), user_attrs={
-            "attempt": attempt + 1, "retry_of": int(trial.user_attrs.get("retry_of",
-                                                                        trial.number))})
+            "attempt": attempt + 1 if count else attempt,
+            "retry_of": int(trial.user_attrs.get("retry_of", trial.number))})
 
     def _recover(self, s: ArmStudy) -> int:
         """Fail and retry the trials a dead sweep process on this host left RUNNING (the
@@ -407,7 +409,7 @@ class Sweeper:
             host, pid = t.user_attrs.get("host"), t.user_attrs.get("pid")
             if host == self.host and isinstance(pid, int) and not _alive(pid):
                 s.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-                self._retry(s.study, t)
+                self._retry(s.study, t, count=False)
                 n += 1
         return n
 
@@ -446,9 +448,7 @@ class Sweeper:
                 result = run_trial(spec, self.backend, on_epoch)
             except KeyboardInterrupt:  # rerunning the sweep retries this point first
                 trial.set_user_attr("interrupted", True)
-                s.study.enqueue_trial(point, user_attrs={
-                    "attempt": info["attempt"],
-                    "retry_of": int(trial.user_attrs.get("retry_of", trial.number))})
+                self._retry(s.study, trial, count=False)
                 raise
             status, msg = result["status"], str(result.get("message") or "")
             value = result.get("metrics", {}).get("objective")

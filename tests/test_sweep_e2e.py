@@ -96,6 +96,7 @@ def test_sweep_sigkill_resume_then_use_best(tmp_path: Path) -> None:
     assert states == {"treatment": ["FAIL", "COMPLETE"], "baseline": ["COMPLETE"]}
     t_killed, t_retry = studies["treatment"].get_trials()
     assert t_retry.params == t_killed.params and t_retry.user_attrs["retry_of"] == 0
+    assert t_retry.user_attrs["attempt"] == 1, "a killed sweep spends none of the retries"
     assert t_retry.user_attrs["run_key"] == t_killed.user_attrs["run_key"]
     # equal budget, same space, and the seeded sampler starts both arms on the same point
     assert t_killed.params == studies["baseline"].get_trials()[0].params
