@@ -650,6 +650,8 @@ def tuned_claims(claims: list[Claim], tier: str, storage_url: str
         if "baseline" in by_arm and tuned.expect is not None:
             base = copy.deepcopy(tuned.expect.baseline)
             for path, value in by_arm["baseline"].best_params.items():
+                if by_arm["treatment"].best_params.get(path) == value:
+                    continue  # the baseline inherits the treatment's (tuned) recipe
                 root, *keys = path.split(".")
                 node = base.setdefault(root, {})
                 for k in keys[:-1]:

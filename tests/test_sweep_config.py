@@ -288,6 +288,17 @@ def test_use_best_runs_each_arm_at_its_best_point(tmp_path):
     assert infos["baseline"].best_value == 60.0 and infos["baseline"].best_run_key == "k0.2"
 
 
+def test_use_best_with_the_same_best_point_leaves_the_baseline_override_alone(tmp_path):
+    (c,) = parse(claim({"trials": 1, "params": {"lr": {"low": 0.01, "high": 0.3}}}))
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    for arm in ("treatment", "baseline"):
+        _fake_study(url, sweep.study_name(c, "full", arm), [50.0], [0.07])
+    (tuned,), _ = sweep.tuned_claims([c], "full", url)
+    assert tuned.form("full").expect.baseline == {"model_args": {"pool": "max"}}
+    pc = make_plan([tuned], "full").claims[0]
+    assert {r.params["lr"] for r in pc.runs} == {0.07}
+
+
 def test_use_best_refuses_unequal_budgets_and_missing_studies(tmp_path):
     (c,) = parse(claim())
     url = f"sqlite:///{tmp_path / 'o.db'}"
