@@ -19,6 +19,12 @@ Schema (see README "Adding a claim")::
       [claim.tiers.mini] / [claim.tiers.smoke] / [claim.tiers.full]
                        overrides of the recipe fields and ``expect`` at that tier, or
                        ``skip = "reason"`` for a tier that cannot run.
+      [claim.sweep] / [claim.tiers.<tier>.sweep]   how ``python -m suite sweep`` tunes it:
+                       trials, metric, val_split, sampler, seed, pruner, startup_trials,
+                       prune_after, retries, and the space as parameter paths, e.g.
+                       params.lr = { low = 0.01, high = 0.3, log = true }
+                       model_args.width = { low = 8, high = 32, step = 8 }
+                       params.init = { choices = ["kaiming_normal", "xavier"] }
 
 A variant is a diff: ``extends = "<claim id>"`` starts from another claim's table (tables
 merge key by key, recursively) and states only what changes.
@@ -35,7 +41,16 @@ import tomllib
 
 from registry._registry import did_you_mean
 from suite.errors import ClaimsError, SpecProblem
-from suite.specs import TIERS, Claim, Expect, Paper, TierForm, short_hash
+from suite.specs import (
+    TIERS,
+    Claim,
+    Expect,
+    Paper,
+    SearchParam,
+    SweepSpec,
+    TierForm,
+    short_hash,
+)
 
 RECIPE_FIELDS = {
     "task": str, "model": str, "dataset": str, "model_args": dict, "dataset_args": dict,
@@ -43,11 +58,22 @@ RECIPE_FIELDS = {
 }
 CLAIM_FIELDS = {
     "id": str, "paper": str, "source": str, "title": str, "tags": list, "extends": str,
-    "expect": dict, "published": dict, "status_note": str, "tiers": dict, **RECIPE_FIELDS,
+    "expect": dict, "published": dict, "status_note": str, "tiers": dict, "sweep": dict,
+    **RECIPE_FIELDS,
 }
-TIER_FIELDS = {**RECIPE_FIELDS, "expect": dict, "skip": str}
+TIER_FIELDS = {**RECIPE_FIELDS, "expect": dict, "skip": str, "sweep": dict}
 DEFAULT_FIELDS = {k: v for k, v in CLAIM_FIELDS.items() if k not in ("id", "paper", "source",
-                                                                      "extends", "title")}
+                                                                      "extends", "title",
+                                                                      "sweep")}
+SWEEP_FIELDS = {"trials": int, "metric": str, "val_split": (int, float), "sampler": str,
+                "seed": int, "pruner": str, "startup_trials": int, "prune_after": int,
+                "retries": int}
+#: Where a sweep's parameter paths may point (a dataset argument would change the data).
+SWEEP_ROOTS = ("params", "model_args")
+SEARCH_FIELDS = {"low": (int, float), "high": (int, float), "log": bool, "step": (int, float),
+                 "choices": list}
+#: Paths a sweep may not set: they are the tuning setup itself.
+SWEEP_RESERVED = {"params.val_split", "params.val_seed", "params.objective"}
 PAPER_FIELDS = {"title": str, "venue": str, "url": str, "arxiv": str}
 EXPECT_FIELDS = {
     "kind": str, "metric": str, "direction": str, "value": (int, float),
@@ -67,10 +93,14 @@ POOL_SENTINELS = {"original"}
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``; nested tables merge key by key, other values replace."""
+    """``over`` on top of ``base``; nested tables merge key by key, other values replace.
+
+    A sweep's range or choices (a table with ``low``/``high``/``choices``) replaces the
+    inherited one whole: ``{ choices = [...] }`` over ``{ low, high }`` is a new range."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and not (
+                set(v) & {"low", "high", "choices"}):
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)
@@ -338,7 +368,8 @@ def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[st
                 chk.keys(where, f"tiers.{tier}.", tiers_raw[tier], TIER_FIELDS)
 
         full_recipe = deep_merge(base_defaults, {k: v for k, v in c.items()
-                                                 if k in RECIPE_FIELDS or k == "expect"})
+                                                 if k in RECIPE_FIELDS or k in ("expect",
+                                                                               "sweep")})
         forms: dict[str, TierForm] = {}
         skipped: dict[str, str] = {}
         for tier in ("full", *[t for t in TIERS if t != "full"]):  # full first: its
@@ -381,7 +412,10 @@ def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[st
 def _form_dict(form: TierForm) -> dict[str, Any]:
     from dataclasses import asdict
 
-    return asdict(form)
+    d = asdict(form)
+    if d.get("sweep") is None:  # a claim without a sweep keeps its definition hash
+        d.pop("sweep", None)
+    return d
 
 
 def _dedupe(problems: list[SpecProblem]) -> list[SpecProblem]:
@@ -406,6 +440,10 @@ def _build_form(chk: _Checker, where: str, prefix: str, r: dict[str, Any]) -> Ti
     if isinstance(r.get("expect"), dict):
         expect = _build_expect(chk, where, prefix + "expect.", r["expect"], str(r.get("task")),
                                r.get("seeds") or [])
+    sweep = None
+    if isinstance(r.get("sweep"), dict):
+        sweep = _build_sweep(chk, where, prefix + "sweep.", r["sweep"], str(r.get("task")),
+                             expect)
     # a wrong type was already reported by _Checker.keys where the value was written
     bad_type = any(field in r and (not isinstance(r[field], want) or isinstance(r[field], bool))
                    for field, want in RECIPE_FIELDS.items())
@@ -416,8 +454,150 @@ def _build_form(chk: _Checker, where: str, prefix: str, r: dict[str, Any]) -> Ti
         model_args=dict(r.get("model_args") or {}), dataset_args=dict(r.get("dataset_args") or {}),
         params=dict(r.get("params") or {}), seeds=tuple(r.get("seeds") or (0, 1, 2)),
         min_runs=int(r.get("min_runs", 2)), device=str(r.get("device", "auto")),
-        timeout_s=float(r.get("timeout_s", 3600.0)), expect=expect,
+        timeout_s=float(r.get("timeout_s", 3600.0)), expect=expect, sweep=sweep,
     )
+
+
+def _leaves(table: dict[str, Any], path: str) -> list[tuple[str, Any]]:
+    """``(dotted path, leaf)`` pairs: a leaf is a table holding a range or choices (or any
+    non-table value, reported later as malformed)."""
+    out: list[tuple[str, Any]] = []
+    for k, v in table.items():
+        sub = f"{path}.{k}"
+        nested = any(isinstance(x, dict) for x in v.values()) if isinstance(v, dict) else False
+        if isinstance(v, dict) and nested and not set(v) & set(SEARCH_FIELDS):
+            out += _leaves(v, sub)
+        else:
+            out.append((sub, v))
+    return out
+
+
+def _search_param(chk: _Checker, where: str, field: str, path: str, leaf: Any
+                  ) -> SearchParam | None:
+    if not isinstance(leaf, dict):
+        chk.add(where, field, f"expected a range or choices, e.g. {{ low = 0.01, high = 0.3, "
+                              f"log = true }} or {{ choices = [16, 32] }}; got {leaf!r}")
+        return None
+    n = len(chk.problems)
+    chk.keys(where, field + ".", leaf, SEARCH_FIELDS)
+    if len(chk.problems) > n:
+        return None
+    if "choices" in leaf:
+        extra = sorted(set(leaf) - {"choices"})
+        ch = leaf["choices"]
+        if extra:
+            chk.add(where, field, f"give either choices or low/high, not both ({extra})")
+        elif not ch:
+            chk.add(where, field + ".choices", "must list at least one value")
+        elif not all(v is None or isinstance(v, (bool, int, float, str)) for v in ch):
+            chk.add(where, field + ".choices", f"values must be numbers, strings or "
+                                               f"booleans (Optuna stores them); got {ch!r}")
+        elif len({repr(v) for v in ch}) != len(ch):
+            chk.add(where, field + ".choices", f"has duplicates: {ch!r}")
+        else:
+            return SearchParam(path, choices=tuple(ch))
+        return None
+    if "low" not in leaf or "high" not in leaf:
+        chk.add(where, field, "a range needs both low and high (or give choices = [...])")
+        return None
+    low, high, log, step = leaf["low"], leaf["high"], leaf.get("log", False), leaf.get("step")
+    if not low < high:
+        chk.add(where, field, f"low ({low}) must be below high ({high})")
+    elif log and low <= 0:
+        chk.add(where, field + ".low", f"a log range needs low > 0, got {low}")
+    elif log and step is not None:
+        chk.add(where, field, "give log or step, not both (Optuna samples either)")
+    elif step is not None and step <= 0:
+        chk.add(where, field + ".step", f"must be positive, got {step}")
+    else:
+        return SearchParam(path, low=low, high=high, log=log, step=step)
+    return None
+
+
+def _build_sweep(chk: _Checker, where: str, prefix: str, sw: dict[str, Any], task: str,
+                 expect: Expect | None) -> SweepSpec | None:
+    """Validate a ``sweep`` table into a :class:`SweepSpec` (problems go to ``chk``)."""
+    from tasks import TASKS
+
+    n = len(chk.problems)
+    settings = {k: v for k, v in sw.items() if k not in SWEEP_ROOTS}
+    chk.keys(where, prefix, settings, {**SWEEP_FIELDS, **dict.fromkeys(SWEEP_ROOTS, dict)})
+    objectives = TASKS.entry(task).meta.get("objectives", {}) if task in TASKS else {}
+    metric = sw.get("metric", "val_top1")
+    if task in TASKS and not objectives:
+        chk.add(where, prefix.rstrip("."), f"task {task!r} reports no validation objective, "
+                                           f"so it cannot be tuned")
+    elif objectives and metric not in objectives:
+        hint = did_you_mean(str(metric), list(objectives), n=1)
+        extra = f" Did you mean {hint[0]!r}?" if hint else ""
+        chk.add(where, prefix + "metric",
+                f"{metric!r} is not a validation objective of task {task!r}.{extra} Tuning "
+                f"optimises one of {', '.join(objectives)}, measured on a split held out of "
+                f"the training set (never the test set).")
+    for key, lo in (("trials", 1), ("seed", 0), ("startup_trials", 0), ("prune_after", 1),
+                    ("retries", 0)):
+        v = sw.get(key)
+        if isinstance(v, int) and not isinstance(v, bool) and v < lo:
+            chk.add(where, prefix + key, f"must be ≥ {lo}, got {v}")
+    for key, allowed in (("sampler", ("tpe", "random")),
+                         ("pruner", ("median", "halving", "none"))):
+        v = sw.get(key)
+        if isinstance(v, str) and v not in allowed:
+            hint = did_you_mean(v, list(allowed), n=1)
+            extra = f" Did you mean {hint[0]!r}?" if hint else ""
+            chk.add(where, prefix + key, f"{v!r} is not one of {', '.join(allowed)}.{extra}")
+    vs = sw.get("val_split", 0.1)
+    if isinstance(vs, (int, float)) and not isinstance(vs, bool) and (
+            vs <= 0 or (isinstance(vs, float) and vs >= 1)):
+        chk.add(where, prefix + "val_split", f"must be a fraction in (0, 1) or a count ≥ 1 of "
+                                             f"training items, got {vs!r}")
+    space: list[SearchParam] = []
+    baseline_paths = set(_leaf_paths(expect.baseline)) if (
+        expect is not None and expect.kind == "delta") else set()
+    for root in SWEEP_ROOTS:
+        table = sw.get(root)
+        if root in sw and not isinstance(table, dict):
+            chk.add(where, prefix + root, f"expected a table of parameter ranges, e.g. "
+                                          f"{root}.x = {{ low = 1, high = 4 }}; got {table!r}")
+        if not isinstance(table, dict):
+            continue
+        for path, leaf in _leaves(table, root):
+            field = prefix + path
+            if path in SWEEP_RESERVED:
+                chk.add(where, field, "is set by the sweep itself (val_split and metric of "
+                                      "the sweep table); it cannot be searched")
+                continue
+            clash = sorted(b for b in baseline_paths if b == path or b.startswith(path + ".")
+                           or path.startswith(b + "."))
+            if clash:
+                chk.add(where, field, f"is what expect.baseline changes ({clash[0]}); tuning "
+                                      f"it would erase the difference between the arms")
+                continue
+            sp = _search_param(chk, where, field, path, leaf)
+            if sp is not None:
+                space.append(sp)
+    if not space and len(chk.problems) == n:
+        chk.add(where, prefix.rstrip("."), "the search space is empty; add parameter paths, "
+                                           "e.g. params.lr = { low = 0.01, high = 0.3, "
+                                           "log = true }")
+    if len(chk.problems) > n:
+        return None
+    return SweepSpec(
+        space=tuple(space), metric=metric, direction=objectives.get(metric, "maximize"),
+        trials=int(sw.get("trials", 8)), val_split=vs, sampler=sw.get("sampler", "tpe"),
+        seed=int(sw.get("seed", 0)), pruner=sw.get("pruner", "median"),
+        startup_trials=int(sw.get("startup_trials", 3)),
+        prune_after=int(sw.get("prune_after", 1)), retries=int(sw.get("retries", 2)),
+    )
+
+
+def _leaf_paths(table: dict[str, Any], path: str = "") -> list[str]:
+    """Dotted paths of the non-table values in ``table`` (``params.lr``, ``model``)."""
+    out = []
+    for k, v in table.items():
+        sub = f"{path}.{k}" if path else k
+        out += _leaf_paths(v, sub) if isinstance(v, dict) and v else [sub]
+    return out
 
 
 def select(claims: list[Claim], *, paper: str | None = None, claim: str | None = None,

@@ -15,6 +15,7 @@ from typing import Any
 
 from suite.errors import SuiteError
 from suite.specs import TIERS
+from suite.sweep_cli import add_storage_flags, add_sweep_parser, cmd_sweep, use_best
 
 EXAMPLES = {
     "ls": """
@@ -56,7 +57,7 @@ EXAMPLES = {
 
 
 def _examples(verb: str) -> str:
-    return "examples:" + textwrap.dedent(EXAMPLES[verb])
+    return "examples:" + textwrap.dedent(EXAMPLES.get(verb, ""))  # a verb module sets its own
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb("plan", "show the runs a tier would execute (and which are already done)")
     filters(p)
+    add_storage_flags(p)
     p.add_argument("--emit", metavar="DIR", help="write one RunSpec JSON per run into DIR")
 
     p = verb("run", "run the planned runs that are not done yet, record and judge them")
@@ -201,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cold", action="store_true",
                    help="a fresh worker process for every run (slower; the behaviour before "
                         "warm workers, for chasing state leaking between runs)")
+    add_storage_flags(p)
 
     p = verb("report", "table of claims × verdicts with n, mean and 95%% interval")
     filters(p)
@@ -209,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", action="store_true",
                    help="also print every metric of each claim's ok runs (mean ± std over "
                         "seeds), e.g. the kernel benchmark's ratio table")
+    add_storage_flags(p)
 
     p = verb("export", "write every run as one JSON line (sorted by run_key)")
     p.add_argument("path", nargs="?", default="results.jsonl", help="file, or - for stdout")
@@ -219,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     from suite.dataprep import add_data_parser
 
     add_data_parser(sub, verb)
+    add_sweep_parser(sub, verb)
     return ap
 
 
@@ -366,6 +371,7 @@ def cmd_plan(args) -> int:
     from suite.ui import out
 
     _, claims = _load(args)
+    claims, _ = use_best(args, claims, args.tier)
     plan = make_plan(claims, args.tier, args.seeds)
     runs = plan.runs
     try:
@@ -413,6 +419,7 @@ def cmd_run(args) -> int:
         from suite.ray_backend import import_ray
 
         import_ray(local=args.address is None)  # a missing extra: an error before any run
+    claims, tunings = use_best(args, claims, args.tier)
     plan = make_plan(claims, args.tier, args.seeds, args.device_override)
     engine = db.connect(args.db)
     db.record_claims(engine, claims)
@@ -436,20 +443,22 @@ def cmd_run(args) -> int:
         f"; {len(outcome.skipped_ok)} already ok" +
         (f"; {len(outcome.elsewhere)} run by another scheduler meanwhile"
          if outcome.elsewhere else ""))
-    _print_report(engine, claims, args.tier, args.seeds)
+    _print_report(engine, claims, args.tier, args.seeds, tunings=tunings)
     if args.export:
         n = _export(engine, args.export)
         console.print(f"exported {n} run(s) to {args.export}")
     return 1 if outcome.count("error") or outcome.count("timeout") else 0
 
 
-def _print_report(engine, claims, tier, seeds, markdown=False, as_json=False) -> None:
+def _print_report(engine, claims, tier, seeds, markdown=False, as_json=False,
+                  tunings=None) -> None:
     from rich.table import Table
 
     from suite import report
     from suite.ui import STATUS_STYLE, out
 
-    rows = report.claim_rows(engine, claims, tier, seeds)
+    notes = {cid: t.note() for cid, t in (tunings or {}).items()}
+    rows = report.claim_rows(engine, claims, tier, seeds, tunings=notes)
     if as_json:
         for r in rows:  # one JSON object per line
             print(json.dumps(r.as_dict(), default=str))
@@ -464,16 +473,25 @@ def _print_report(engine, claims, tier, seeds, markdown=False, as_json=False) ->
         style = STATUS_STYLE.get(r.verdict.status, "")
         t.add_row(*cells[:-1], f"[{style}]{cells[-1]}[/]")
     out.print(t)
+    for r in rows:
+        if r.tuning:
+            out.print(f"{r.claim.id}: {r.tuning}")
 
 
 def cmd_report(args) -> int:
     from suite import db
 
-    _, claims = _load(args)
+    _, written = _load(args)
+    claims, tunings = use_best(args, written, args.tier)
     engine = db.connect(args.db)
-    _print_report(engine, claims, args.tier, args.seeds, args.markdown, args.json)
+    _print_report(engine, claims, args.tier, args.seeds, args.markdown, args.json, tunings)
     if args.metrics:
         _print_metrics(engine, claims, args.tier, args.seeds)
+    if not (args.markdown or args.json):
+        from suite.sweep_cli import print_studies
+
+        print_studies(written, args.tier, args.storage, db.resolve_url(args.db),
+                      in_report=True)
     return 0
 
 
@@ -582,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"ls": cmd_ls, "validate": cmd_validate, "plan": cmd_plan, "run": cmd_run,
                "report": cmd_report, "export": cmd_export, "import": cmd_import,
-               "data": cmd_data}[args.verb]
+               "data": cmd_data, "sweep": cmd_sweep}[args.verb]
     try:
         return handler(args)
     except SuiteError as e:

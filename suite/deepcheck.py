@@ -2,7 +2,9 @@
 
 Imports the registries' modules (and so torch); used by ``python -m suite validate``
 (``--shallow`` skips it). Catches a misspelt ``model_args`` / ``dataset_args`` key or a
-``params`` key that the task does not know, before any run starts.
+``params`` key that the task does not know, before any run starts — in the recipe and in a
+sweep's search space, whose every choice and range end must also pass the task's own
+parameter check (``resolve_params``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,31 @@ def check_form(where: str, prefix: str, form: TierForm, problems: list[SpecProbl
                 f"task {form.task!r}")
 
 
+def check_sweep(where: str, prefix: str, form: TierForm, problems: list[SpecProblem]) -> None:
+    """The sweep's parameter paths exist (did-you-mean) and its values are valid params."""
+    from suite.sweep import apply_point
+
+    assert form.sweep is not None
+    first = {p.path: (p.choices[0] if p.choices else p.low) for p in form.sweep.space}
+    check_form(where, prefix + "sweep.", apply_point(form, first), problems)
+    resolve = getattr(inspect.getmodule(TASKS.get(form.task)), "resolve_params", None)
+    if resolve is None:
+        return
+    known = _task_params(form.task) or set()
+    checked = [p for p in form.sweep.space  # unknown keys and model_args are reported above
+               if p.path.split(".")[0] == "params" and p.path.split(".")[1] in known]
+    base = {p.path: first[p.path] for p in checked}
+    for p in checked:
+        for value in (p.choices if p.choices is not None else (p.low, p.high)):
+            trial = apply_point(form, {**base, p.path: value})
+            try:
+                resolve({**trial.params, "val_split": form.sweep.val_split,
+                         "objective": form.sweep.metric})
+            except (ValueError, TypeError) as e:
+                problems.append(SpecProblem(where, f"{prefix}sweep.{p.path}",
+                                            f"value {value!r}: {e}"))
+
+
 def deep_check(path: str, claims: list[Claim]) -> None:
     problems: list[SpecProblem] = []
     for c in claims:
@@ -76,6 +103,8 @@ def deep_check(path: str, claims: list[Claim]) -> None:
             where = f"claim '{c.id}'"
             prefix = "" if tier == "full" else f"tiers.{tier}."
             check_form(where, prefix, form, problems)
+            if form.sweep is not None:
+                check_sweep(where, prefix, form, problems)
             if form.expect is not None and form.expect.kind == "delta":
                 check_form(where, prefix + "expect.baseline.", baseline_form(form), problems)
     seen, unique = set(), []

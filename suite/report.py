@@ -7,7 +7,7 @@ dashboard.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from suite import db
@@ -22,6 +22,7 @@ class ClaimRow:
     tier: str
     verdict: Verdict
     runs: tuple[Any, ...]  # db.Run rows of both arms
+    tuning: str = ""  # how the arms were tuned (``run --use-best``), else ""
 
     def as_dict(self) -> dict[str, Any]:
         form = self.claim.form(self.tier)
@@ -33,7 +34,7 @@ class ClaimRow:
             "kind": e.kind if e else None, "expected": _expected(e),
             "published": self.claim.published, "stats": self.verdict.to_dict(),
             "seeds": sorted({r.seed for r in self.runs}),
-            "run_keys": [r.run_key for r in self.runs],
+            "run_keys": [r.run_key for r in self.runs], "tuning": self.tuning,
         }
 
 
@@ -65,10 +66,18 @@ def judge_planned(pc: PlannedClaim, by_key: dict[str, Any]) -> ClaimRow:
 
 
 def claim_rows(engine, claims: list[Claim], tier: str,
-               seeds: tuple[int, ...] | None = None) -> list[ClaimRow]:
+               seeds: tuple[int, ...] | None = None,
+               tunings: dict[str, str] | None = None) -> list[ClaimRow]:
+    """Judge each claim at ``tier``. ``tunings``: claim id -> how its arms were tuned (the
+    claims are then the tuned ones, :func:`suite.sweep.tuned_claims`); said in the verdict."""
     plan = make_plan(claims, tier, seeds)
     by_key = db.runs_by_key(engine, [r.run_key for r in plan.runs])
-    return [judge_planned(pc, by_key) for pc in plan.claims]
+    rows = [judge_planned(pc, by_key) for pc in plan.claims]
+    notes = tunings or {}
+    return [replace(r, tuning=notes[r.claim.id],
+                    verdict=replace(r.verdict, message=f"{notes[r.claim.id]}. "
+                                                       f"{r.verdict.message}"))
+            if r.claim.id in notes else r for r in rows]
 
 
 def fmt_num(x: float | None, digits: int = 4) -> str:
@@ -86,7 +95,7 @@ def table_rows(rows: list[ClaimRow]) -> list[list[str]]:
             r.claim.id, r.tier, d["metric"] or "", d["expected"],
             fmt_num(s.mean) if s else "–",
             f"[{fmt_num(s.lo)}, {fmt_num(s.hi)}]" if s and s.n > 1 else "–",
-            str(s.n) if s else "0", r.verdict.status,
+            str(s.n) if s else "0", r.verdict.status + (" (tuned)" if r.tuning else ""),
         ])
     return out
 

@@ -11,6 +11,8 @@ Vocabulary:
 * :class:`TierForm` — the fully resolved recipe of a claim at one tier (smoke/mini/full).
 * :class:`Claim` — one ``[[claim]]``: identity, source and a :class:`TierForm` per tier.
 * :class:`RunSpec` — one run: a claim's tier form × seed × arm, with its ``run_key``.
+* :class:`SweepSpec` — a claim's ``[claim.sweep]`` table at one tier: the search space
+  (:class:`SearchParam` per parameter path) and the study settings (``suite/sweep.py``).
 """
 
 from __future__ import annotations
@@ -83,6 +85,56 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class SearchParam:
+    """One dimension of a search space: a parameter path (``params.lr``,
+    ``model_args.width``, ``params.augment.crop_padding``) and its range — ``low``/``high``
+    (``log``: sample on a log scale; ``step``: a grid) or a list of ``choices``."""
+
+    path: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def kind(self) -> Literal["float", "int", "categorical"]:
+        if self.choices is not None:
+            return "categorical"
+        ints = all(isinstance(v, int) for v in (self.low, self.high)) and (
+            self.step is None or isinstance(self.step, int))
+        return "int" if ints else "float"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """How to tune a claim at one tier (``[claim.sweep]``, ``[claim.tiers.<tier>.sweep]``).
+
+    ``trials`` per arm (the same for every arm: equal budget); ``metric`` is a validation
+    objective of the task (``val_top1`` ...), measured on ``val_split`` (a fraction or count)
+    held out of the *training* set; ``direction`` follows from the metric. ``pruner``:
+    ``median``, ``halving`` (successive halving) or ``none``, never before ``prune_after``
+    epochs nor within the first ``startup_trials`` trials (which the sampler also draws at
+    random). ``retries``: how often a failed (crashed, timed-out) trial is rerun.
+    """
+
+    space: tuple[SearchParam, ...]
+    metric: str = "val_top1"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    trials: int = 8
+    val_split: float | int = 0.1
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+    pruner: Literal["median", "halving", "none"] = "median"
+    startup_trials: int = 3
+    prune_after: int = 1
+    retries: int = 2
+
+    def paths(self) -> tuple[str, ...]:
+        return tuple(p.path for p in self.space)
+
+
+@dataclass(frozen=True)
 class TierForm:
     """A claim's fully resolved recipe at one tier: everything a run needs except the seed."""
 
@@ -97,6 +149,7 @@ class TierForm:
     device: str = "auto"
     timeout_s: float = 3600.0
     expect: Expect | None = None
+    sweep: SweepSpec | None = None  # how to tune this form (``python -m suite sweep``)
 
     def config(self) -> dict[str, Any]:
         """The part of the form that defines *what is computed* (hashed into run keys)."""
@@ -127,7 +180,12 @@ class Claim:
 @dataclass(frozen=True)
 class RunSpec:
     """One run. ``run_key`` hashes the resolved config and seed, never the expectation, so
-    editing a tolerance re-judges without rerunning and editing a recipe makes new keys."""
+    editing a tolerance re-judges without rerunning and editing a recipe makes new keys.
+
+    A tuning trial has ``arm = "sweep"`` and ``sweep = {"study", "trial", "arm"}`` (the
+    Optuna study, its trial number and the claim arm it tunes); like ``claim_id`` and ``arm``
+    this is a label, not part of the key: a retried trial reruns (and resumes) the same run.
+    """
 
     claim_id: str
     tier: str
@@ -142,6 +200,7 @@ class RunSpec:
     device: str = "auto"
     timeout_s: float = 3600.0
     claim_hash: str = ""
+    sweep: dict[str, Any] = field(default_factory=dict)
 
     def config(self) -> dict[str, Any]:
         return {

@@ -27,6 +27,7 @@ console = _console(stderr=True)
 out = _console(stderr=False)
 
 STATUS_STYLE = {"ok": "green", "error": "red", "skipped": "yellow", "timeout": "magenta",
+                "pruned": "blue",
                 "reproduced": "bold green", "not reproduced": "bold red",
                 "inconclusive": "yellow", "pending": "dim", "skipped_claim": "yellow"}
 
@@ -120,3 +121,86 @@ class RunProgress:
         line = (f"[cyan]waiting[/] for {d['n']} run(s) that another scheduler on this database "
                 f"is running (taken over if it stops)")
         (self.progress.console if self.live else console).print(line)
+
+class SweepProgress:
+    """Receives :class:`suite.sweep.Sweeper` events: one bar of finished trials per arm (with
+    its ETA), an epoch bar for the trial in flight, and one line per finished trial."""
+
+    OUTCOME_STYLE = {"complete": "green", "pruned": "blue", "diverged": "yellow",
+                     "failed": "red", "skipped": "yellow"}
+
+    def __init__(self, enabled: bool = True):
+        self.live = enabled and console.is_terminal
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"), console=console, transient=False,
+        )
+        self.arms: dict[str, Any] = {}
+        self.epochs: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> SweepProgress:
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        with self.lock:
+            getattr(self, f"_on_{kind}")(data)
+
+    def _print(self, line: str) -> None:
+        (self.progress.console if self.live else console).print(line)
+
+    def _on_recovered(self, d: dict[str, Any]) -> None:
+        self._print(f"[yellow]{d['n']} trial(s) of {escape(d['study'])} were left running by "
+                    f"a sweep that died; retrying them[/]")
+
+    def _on_begin(self, d: dict[str, Any]) -> None:
+        for arm, name, done in d["studies"]:
+            self._print(f"study {escape(name)}: {done} of {d['trials']} trials finished")
+            if self.live:
+                self.arms[arm] = self.progress.add_task(f"{arm} trials", total=d["trials"],
+                                                        completed=min(done, d["trials"]),
+                                                        info="")
+
+    @staticmethod
+    def _point(point: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in point.items())
+
+    def _on_start(self, d: dict[str, Any]) -> None:
+        label = escape(f"  trial {d['trial']} [{d['arm']}] {self._point(d['point'])}")
+        if self.live:
+            self.epochs[d["run_key"]] = self.progress.add_task(label, total=None, info="")
+        else:
+            console.print(f"start {label.strip()} ({d['run_key']})")
+
+    def _on_epoch(self, d: dict[str, Any]) -> None:
+        info = "" if d["value"] is None else f"objective={d['value']:.4g}"
+        if self.live and d["run_key"] in self.epochs:
+            self.progress.update(self.epochs[d["run_key"]], completed=d["epoch"],
+                                 total=d["total"], info=info)
+        elif not self.live:
+            console.print(escape(f"  trial {d['trial']} [{d['arm']}] epoch {d['epoch']}/"
+                                 f"{d['total']} {info}"))
+
+    def _on_done(self, d: dict[str, Any]) -> None:
+        outcome = d["outcome"]
+        style = self.OUTCOME_STYLE.get(outcome, "")
+        value = "" if d["value"] is None else f" → {d['value']:.4g}"
+        why = f" — {escape(d['message'])}" if outcome != "complete" and d["message"] else ""
+        line = (f"[{style}]{outcome}[/] " + escape(f"trial {d['trial']} [{d['arm']}] "
+                                                   f"{self._point(d['point'])}")
+                + f"{value} ({d.get('wall_s') or 0:.1f} s){why}")
+        if self.live:
+            tid = self.epochs.pop(d["run_key"], None)
+            if tid is not None:
+                self.progress.remove_task(tid)
+            if outcome in ("complete", "pruned", "diverged") and d["arm"] in self.arms:
+                self.progress.advance(self.arms[d["arm"]])
+        self._print(line)

@@ -59,7 +59,7 @@ from torch import nn
 import registry
 from registry.datasets.base import holdout
 from suite.specs import RunSpec, TaskContext, TaskResult, short_hash
-from tasks import TaskFailed
+from tasks import TASKS, TaskFailed
 from tasks.augment import AugmentSpec, augment_batch, normalize
 
 DEFAULTS: dict[str, Any] = {
@@ -71,7 +71,7 @@ DEFAULTS: dict[str, Any] = {
     "num_workers": 0, "init": "default", "val_split": 0, "val_seed": 0, "objective": None,
 }
 #: What ``params.objective`` may name: validation metrics only, never a test-set metric.
-OBJECTIVES = ("val_top1", "val_top1_err", "val_loss")
+OBJECTIVES: tuple[str, ...] = tuple(TASKS.entry("train_eval").meta["objectives"])
 
 
 def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
