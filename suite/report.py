@@ -44,8 +44,23 @@ class ClaimRow:
             "seeds": sorted({r.seed for r in self.runs}),
             "run_keys": [r.run_key for r in self.runs],
             "needed_seeds": self.verdict.needed, "look": self.verdict.look,
-            "alpha": self.verdict.alpha,
+            "alpha": self.verdict.alpha, "unconfirmed_refs": unconfirmed_refs(self.claim),
         }
+
+
+def published_refs(claim: Claim) -> list[str]:
+    """The rows of registry/published.toml a claim maps (``published.ref`` then ``refs``)."""
+    p = claim.published
+    refs = ([p["ref"]] if isinstance(p.get("ref"), str) else []) + list(p.get("refs") or [])
+    return list(dict.fromkeys(refs))
+
+
+def unconfirmed_refs(claim: Claim) -> list[str]:
+    """Mapped rows marked ``verified = false`` (read off a plot, or found in no source)."""
+    from registry import published as pub
+
+    rows = pub.by_ref()
+    return [r for r in published_refs(claim) if rows.get(r, {}).get("verified") is False]
 
 
 def _expected(e: Any, long: bool = True) -> str:

@@ -163,9 +163,7 @@ def cmd_show(args) -> int:
         pubd = {k: v for k, v in c.published.items() if k not in ("ref", "refs")}
         if pubd:
             facts.append(("published", _kv(pubd)))
-        ref_ids = ([c.published["ref"]] if isinstance(c.published.get("ref"), str) else []) \
-            + list(c.published.get("refs") or [])
-        for ref in dict.fromkeys(ref_ids):
+        for ref in report.published_refs(c):
             r = refs.get(ref, {})
             facts.append(("published row", f"{ref}: {r.get('value')} {r.get('unit', '')} "
                                            f"({r.get('table', '')}, {r.get('source_kind', '')}"
