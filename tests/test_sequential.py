@@ -176,3 +176,16 @@ def test_until_decided_adds_seeds_and_the_report_judges_them_at_their_look(tmp_p
     # the committed-seeds view is unchanged, and a --seeds override never mixes extra seeds in
     assert report.claim_rows(engine, claims, "full", sequential=False)[0].verdict.summary.n == 2
     assert report.claim_rows(engine, claims, "full", seeds=(0, 1))[0].verdict.look == 0
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--until-decided"], "needs --max-seeds"),
+    (["--max-seeds", "8"], "only applies with --until-decided"),
+    (["--until-decided", "--max-seeds", "8", "--seeds", "0,1"], "drop --seeds"),
+])
+def test_until_decided_flag_errors(argv, msg, tmp_path, capsys):
+    from suite.cli import main
+
+    rc = main(["--db", f"sqlite:///{tmp_path / 'r.db'}", "run", "--tier", "smoke", *argv])
+    assert rc == 2 and msg in capsys.readouterr().err
+    assert not (tmp_path / "r.db").exists()  # nothing written
