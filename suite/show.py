@@ -67,8 +67,7 @@ def recipe_lines(form: Any) -> list[tuple[str, str]]:
              ("device", form.device), ("timeout_s", f"{form.timeout_s:g}")]
     if form.expect is not None:
         e = form.expect
-        what = {k: v for k, v in e.to_dict().items()
-                if v not in (None, "", {}, 0.0) or k in ("kind", "metric")}
+        what = {k: v for k, v in e.to_dict().items() if v not in (None, "", {})}
         what.pop("baseline", None)
         rows.append(("expect", _kv(what)))
         if e.kind == "delta":
