@@ -1,5 +1,5 @@
 """nox sessions: ``nox -s tests`` (default), ``lint``, ``validate``, ``reproduce-<paper>``,
-``reproduce`` (all papers), ``bench``.
+``reproduce`` (all papers), ``bench``, ``regression``.
 
     nox -s tests                                   # the test suite
     nox -s reproduce-poolskip -- --tier mini       # one paper's claims at a tier
@@ -187,3 +187,12 @@ def bench(session: nox.Session) -> None:
                     success_codes=[0, 1], external=True)
     # the dashboard's overview over a synthetic 10,000-run database (target: < 2 s)
     session.run(py, "-m", "dashboard.bench", external=True)
+
+
+@_session()
+def regression(session: nox.Session) -> None:
+    """Rerun the claims of regression/subset.toml with their committed seeds; fail when a
+    verdict changes or a metric leaves its committed band (regression/reference.json)."""
+    ensure_system_packages(session)
+    py = install(session)
+    session.run(py, "-m", "suite", "regression", "check", *session.posargs, external=True)

@@ -26,13 +26,21 @@ Schema (see README "Adding a claim")::
                        model_args.width = { low = 8, high = 32, step = 8 }
                        params.init = { choices = ["kaiming_normal", "xavier"] }
 
+    [[context]]        id, paper, source, ref | refs, title, beside (claim ids or globs),
+                       reason, note
+                       a published number shown beside our results, never run (rows a
+                       paper copied from other works; see :class:`~suite.specs.ContextEntry`)
+
 A variant is a diff: ``extends = "<claim id>"`` starts from another claim's table (tables
-merge key by key, recursively) and states only what changes.
+merge key by key, recursively) and states only what changes. A file must hold at least one
+``[[claim]]``: an empty or claim-less file is an error, never "valid: 0 claims".
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import fnmatch
 import re
 from pathlib import Path
 from typing import Any
@@ -44,6 +52,7 @@ from suite.errors import ClaimsError, SpecProblem
 from suite.specs import (
     TIERS,
     Claim,
+    ContextEntry,
     Expect,
     Paper,
     SearchParam,
@@ -86,7 +95,9 @@ PUBLISHED_FIELDS = {"value": (int, float), "unit": str, "metric": str, "source_k
                     "ref": str, "refs": list}  # rows of registry/published.toml
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9_./-]*$")
-TOP_LEVEL = {"papers", "defaults", "claim"}
+CONTEXT_FIELDS = {"id": str, "paper": str, "source": str, "ref": str, "refs": list,
+                  "title": str, "beside": list, "reason": str, "note": str}
+TOP_LEVEL = {"papers", "defaults", "claim", "context"}
 #: model_args.pool values that are not pools: "original" keeps a model's own pooling layers
 #: (registry.models.substitute.substitute_pool).
 POOL_SENTINELS = {"original"}
@@ -161,7 +172,8 @@ def _check_names(chk: _Checker, where: str, prefix: str, recipe: dict[str, Any])
                         f"unknown pool {name!r}.{extra} (`python -m suite ls pools`)")
 
 
-def _check_refs(chk: _Checker, where: str, published: dict[str, Any]) -> None:
+def _check_refs(chk: _Checker, where: str, published: dict[str, Any],
+                field: str = "published.ref") -> None:
     """``published.ref`` / ``published.refs`` must name rows of registry/published.toml."""
     from registry import published as pub
 
@@ -174,7 +186,7 @@ def _check_refs(chk: _Checker, where: str, published: dict[str, Any]) -> None:
         if not isinstance(ref, str) or ref not in known:
             hint = did_you_mean(str(ref), list(known), n=1)
             extra = f" Did you mean {hint[0]!r}?" if hint else ""
-            chk.add(where, "published.ref", f"no row {ref!r} in registry/published.toml.{extra}")
+            chk.add(where, field, f"no row {ref!r} in registry/published.toml.{extra}")
 
 
 def _check_recipe_values(chk: _Checker, where: str, prefix: str, r: dict[str, Any]) -> None:
@@ -265,8 +277,28 @@ def _build_expect(chk: _Checker, where: str, prefix: str, e: dict[str, Any], tas
         return None  # the type problem is already recorded
 
 
+@dataclasses.dataclass(frozen=True)
+class Catalog:
+    """Everything a tasks file declares: papers, claims and context entries."""
+
+    papers: dict[str, Paper]
+    claims: list[Claim]
+    context: list[ContextEntry] = dataclasses.field(default_factory=list)
+
+    def context_beside(self, claim_id: str) -> list[ContextEntry]:
+        """Context entries a report shows next to ``claim_id`` (``beside`` ids or globs)."""
+        return [e for e in self.context
+                if any(fnmatch.fnmatchcase(claim_id, b) for b in e.beside)]
+
+
 def load_claims(path: str | Path = "tasks.toml") -> tuple[dict[str, Paper], list[Claim]]:
     """Parse and validate the whole file; raise :class:`ClaimsError` listing every problem."""
+    cat = load_catalog(path)
+    return cat.papers, cat.claims
+
+
+def load_catalog(path: str | Path = "tasks.toml") -> Catalog:
+    """:func:`load_claims` with the ``[[context]]`` entries too."""
     path = Path(path)
     if not path.is_file():
         raise ClaimsError(str(path), [SpecProblem(
@@ -277,11 +309,16 @@ def load_claims(path: str | Path = "tasks.toml") -> tuple[dict[str, Paper], list
         raise ClaimsError(str(path), [SpecProblem("file", "syntax", f"not valid TOML: {e}")]) from e
     except UnicodeDecodeError as e:
         raise ClaimsError(str(path), [SpecProblem("file", "encoding", f"not UTF-8: {e}")]) from e
-    return parse_claims(raw, str(path))
+    return parse_catalog(raw, str(path))
 
 
 def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[str, Paper],
                                                                           list[Claim]]:
+    cat = parse_catalog(raw, path)
+    return cat.papers, cat.claims
+
+
+def parse_catalog(raw: dict[str, Any], path: str = "tasks.toml") -> Catalog:
     chk = _Checker()
     chk.keys("file", "", raw, TOP_LEVEL)
 
@@ -311,6 +348,10 @@ def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[st
     if not isinstance(raw_claims, list):
         chk.add("file", "claim", "use [[claim]] (an array of tables)")
         raw_claims = []
+    elif not raw_claims:
+        chk.add("file", "claim", "no [[claim]] tables: the file declares nothing to run or "
+                                 "judge. Check --tasks points at the claims file (the repo's "
+                                 "is tasks.toml); README 'Adding a claim' shows the format")
     by_id: dict[str, dict[str, Any]] = {}
     for i, c in enumerate(raw_claims):
         cid = c.get("id") if isinstance(c.get("id"), str) else None
@@ -404,9 +445,76 @@ def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[st
             published=dict(published) if isinstance(published, dict) else {},
             status_note=note, skip=skipped, definition_hash=short_hash(definition),
         ))
+    context = _parse_context(chk, raw.get("context"), papers, claims)
     if chk.problems:
         raise ClaimsError(path, _dedupe(chk.problems))
-    return papers, claims
+    return Catalog(papers, claims, context)
+
+
+def _claim_refs(c: Claim) -> list[str]:
+    p = c.published
+    return ([p["ref"]] if isinstance(p.get("ref"), str) else []) + [
+        r for r in (p.get("refs") if isinstance(p.get("refs"), list) else [])
+        if isinstance(r, str)]
+
+
+def _parse_context(chk: _Checker, raw: Any, papers: dict[str, Paper],
+                   claims: list[Claim]) -> list[ContextEntry]:
+    """Validate ``[[context]]`` entries: known paper, rows that exist in
+    registry/published.toml and are not also claimed, ``beside`` naming real claims."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        chk.add("file", "context", "use [[context]] (an array of tables)")
+        return []
+    claim_ids = {c.id for c in claims}
+    claimed = {ref: c.id for c in claims for ref in _claim_refs(c)}
+    seen: set[str] = set()
+    out: list[ContextEntry] = []
+    for i, e in enumerate(raw):
+        cid = e.get("id") if isinstance(e, dict) and isinstance(e.get("id"), str) else None
+        where = f"context '{cid}'" if cid else f"context #{i + 1}"
+        if not isinstance(e, dict):
+            chk.add(where, "context", "must be a table")
+            continue
+        chk.keys(where, "", e, CONTEXT_FIELDS)
+        if cid is None:
+            chk.add(where, "id", "is required (a unique string)")
+            continue
+        if not ID_RE.match(cid):
+            chk.add(where, "id", "use lowercase letters, digits and _ . / - only")
+        if cid in seen or cid in claim_ids:
+            chk.add(where, "id", "duplicate id; claim and context ids must be unique")
+        seen.add(cid)
+        for req in ("paper", "source"):
+            if not isinstance(e.get(req), str):
+                chk.add(where, req, "is required")
+        if isinstance(e.get("paper"), str) and e["paper"] not in papers:
+            hint = did_you_mean(e["paper"], list(papers))
+            extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+            chk.add(where, "paper", f"no [papers.{e['paper']}] table.{extra}")
+        refs = ([e["ref"]] if isinstance(e.get("ref"), str) else []) + [
+            r for r in (e.get("refs") if isinstance(e.get("refs"), list) else [])]
+        if not refs:
+            chk.add(where, "ref", "a context entry names the published row(s) it shows: "
+                                  "ref = '<row ref>' or refs = [...] (registry/published.toml)")
+        _check_refs(chk, where, {"refs": refs}, field="ref")
+        for ref in refs:
+            if isinstance(ref, str) and ref in claimed:
+                chk.add(where, "ref", f"row {ref!r} is also claimed by {claimed[ref]!r}; a row "
+                                      f"the suite measures is a claim, not context — drop one")
+        beside = e.get("beside") if isinstance(e.get("beside"), list) else []
+        for b in beside:
+            if not any(fnmatch.fnmatchcase(c, str(b)) for c in claim_ids):
+                hint = did_you_mean(str(b), list(claim_ids), n=1)
+                extra = f" Did you mean {hint[0]!r}?" if hint else ""
+                chk.add(where, "beside", f"no claim matches {b!r} (an id or a glob).{extra}")
+        out.append(ContextEntry(
+            id=cid, paper=str(e.get("paper", "")), source=str(e.get("source", "")),
+            refs=tuple(str(r) for r in refs), title=str(e.get("title", "")),
+            beside=tuple(str(b) for b in beside), reason=str(e.get("reason", "")),
+            note=str(e.get("note", ""))))
+    return out
 
 
 def _form_dict(form: TierForm) -> dict[str, Any]:

@@ -37,18 +37,28 @@ EXAMPLES = {
         python -m suite run --tier mini --tag table3 --seeds 0,1,2 --export results.jsonl
         python -m suite run --tier smoke --backend ray      # on a private local Ray cluster
         python -m suite run --tier full --backend ray --address auto --gpus-per-run 0.5 \\
-            --db postgresql+psycopg://me@dbhost/poolrepro   # a Ray cluster, a shared DB""",
+            --db postgresql+psycopg://me@dbhost/poolrepro   # a Ray cluster, a shared DB
+        python -m suite run --tier mini --paper allconv --until-decided --max-seeds 12""",
     "report": """
         python -m suite report --tier mini
         python -m suite report --tier mini --markdown > verdicts.md
         python -m suite report --paper s3net --json
-        python -m suite report --tag bench --metrics   # the kernel benchmark's ratio table""",
+        python -m suite report --tag bench --metrics   # the kernel benchmark's ratio table
+        python -m suite report --tier mini --markdown --write-readme   # README's table""",
     "export": """
         python -m suite export results.jsonl
         python -m suite export - --db postgresql+psycopg://me@localhost/poolrepro | gzip""",
     "import": """
         python -m suite import results.jsonl              # rebuild a DB from an export
         python -m suite import runs.jsonl --db sqlite:///results.db   # a GPU worker's results""",
+    "show": """
+        python -m suite show allconv/c10/all_cnn_c-vs-model_c          # mini tier
+        python -m suite show 'allconv/c10/*-vs-*' --tier smoke
+        python -m suite --db sqlite:///out/results.db show s3net/params/k12_d40""",
+    "regression": """
+        python -m suite regression check          # rerun the subset, compare (nox -s regression)
+        python -m suite regression update         # after a deliberate recipe change
+        python -m suite regression show           # the committed reference""",
     "data": """
         python -m suite data prepare fashion_mnist_32 --dataset-arg train_subset=2000
         python -m suite data prepare --tier mini      # every dataset the mini tier trains on
@@ -204,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a fresh worker process for every run (slower; the behaviour before "
                         "warm workers, for chasing state leaking between runs)")
     add_storage_flags(p)
+    p.add_argument("--until-decided", action="store_true",
+                   help="then give inconclusive claims more seeds, look by look, until decided "
+                        "or --max-seeds; later looks use stricter intervals (alpha spending, "
+                        "see suite/sequential.py)")
+    p.add_argument("--max-seeds", type=_positive_int, default=None,
+                   help="with --until-decided: at most this many seeds per claim (required)")
 
     p = verb("report", "table of claims × verdicts with n, mean and 95%% interval")
     filters(p)
@@ -213,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also print every metric of each claim's ok runs (mean ± std over "
                         "seeds), e.g. the kernel benchmark's ratio table")
     add_storage_flags(p)
+    p.add_argument("--write-readme", nargs="?", const="README.md", metavar="PATH",
+                   help="with --markdown: write the table between the verdict markers of PATH "
+                        "(default README.md) instead of printing it; n/a rows are left out")
 
     p = verb("export", "write every run as one JSON line (sorted by run_key)")
     p.add_argument("path", nargs="?", default="results.jsonl", help="file, or - for stdout")
@@ -224,15 +243,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_parser(sub, verb)
     add_sweep_parser(sub, verb)
+    from suite.show import add_show_parser
+
+    add_show_parser(sub, verb)
+    from suite.regression import add_regression_parser
+
+    add_regression_parser(sub, verb)
     return ap
 
 
 # -- verbs ------------------------------------------------------------------------------
 def _load(args) -> tuple[dict, list]:
-    from suite.claims import load_claims, select
+    cat = _load_catalog(args)
+    return cat.papers, cat.claims
 
-    papers, claims = load_claims(args.tasks)
-    chosen = select(claims, paper=getattr(args, "paper", None),
+
+def _load_catalog(args):
+    """The tasks file's catalog with ``claims`` narrowed by --paper/--claim/--tag."""
+    from dataclasses import replace
+
+    from suite.claims import load_catalog, select
+
+    cat = load_catalog(args.tasks)
+    papers = cat.papers
+    chosen = select(cat.claims, paper=getattr(args, "paper", None),
                     claim=getattr(args, "claim", None), tag=getattr(args, "tag", None))
     if getattr(args, "paper", None) and args.paper not in papers:
         from registry import did_you_mean
@@ -241,7 +275,7 @@ def _load(args) -> tuple[dict, list]:
         raise SuiteError(f"--paper: no paper {args.paper!r} in {args.tasks}"
                          + (f"; did you mean {hint[0]!r}?" if hint else "")
                          + f" Papers: {', '.join(papers)}")
-    return papers, chosen
+    return replace(cat, claims=chosen)
 
 
 def cmd_ls(args) -> int:
@@ -349,17 +383,19 @@ def _model_infos(reg) -> dict[str, dict]:
 
 
 def cmd_validate(args) -> int:
-    from suite.claims import load_claims
+    from suite.claims import load_catalog
     from suite.ui import out
 
-    papers, claims = load_claims(args.tasks)
+    cat = load_catalog(args.tasks)
+    papers, claims = cat.papers, cat.claims
     if not args.shallow:
         from suite.deepcheck import deep_check
 
         deep_check(args.tasks, claims)
     n_forms = {t: sum(t in c.tiers for c in claims) for t in TIERS}
     out.print(f"[green]{args.tasks} is valid[/]: {len(papers)} papers, {len(claims)} claims "
-              f"(forms: " + ", ".join(f"{k} {v}" for k, v in n_forms.items()) + ")")
+              f"(forms: " + ", ".join(f"{k} {v}" for k, v in n_forms.items()) + ")"
+              + (f", {len(cat.context)} context entries" if cat.context else ""))
     return 0
 
 
@@ -407,6 +443,13 @@ def cmd_run(args) -> int:
     from suite.tracking import make_mirror
     from suite.ui import RunProgress, console
 
+    if args.until_decided and args.max_seeds is None:
+        raise SuiteError("--until-decided needs --max-seeds N (the most seeds per claim)")
+    if args.max_seeds is not None and not args.until_decided:
+        raise SuiteError("--max-seeds only applies with --until-decided")
+    if args.until_decided and args.seeds:
+        raise SuiteError("--until-decided extends each claim's own seeds (tasks.toml); "
+                         "drop --seeds")
     papers, claims = _load(args)
     if not claims:
         console.print("[yellow]no claims match the filters[/]; see `python -m suite ls claims`")
@@ -431,13 +474,18 @@ def cmd_run(args) -> int:
         console.print("[yellow]MLflow is not installed; runs are not mirrored "
                       "(pip install 'poolrepro[tracking]')[/]")
     paper_of = {c.id: c.paper for c in claims}
-    with RunProgress(enabled=not args.no_progress) as ui:
-        sched = Scheduler(engine, devices=args.devices, jobs=args.jobs, workdir=args.workdir,
-                          mirror=mirror, paper_of=lambda cid: paper_of.get(cid, ""),
-                          on_event=ui, timeout_scale=args.timeout_scale,
-                          backend=args.backend, warm=not args.cold, address=args.address,
-                          cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run)
+    with RunProgress(enabled=not args.no_progress) as ui, \
+            Scheduler(engine, devices=args.devices, jobs=args.jobs, workdir=args.workdir,
+                      mirror=mirror, paper_of=lambda cid: paper_of.get(cid, ""),
+                      on_event=ui, timeout_scale=args.timeout_scale,
+                      backend=args.backend, warm=not args.cold, address=args.address,
+                      cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run) as sched:
         outcome = sched.run(plan.runs, force=args.force)
+        if args.until_decided:
+            from suite.sequential import extend_until_decided
+
+            extend_until_decided(engine, sched, claims, args.tier, args.max_seeds,
+                                 args.device_override, outcome, console)
     console.print(f"ran {len(outcome.ran)}: " + ", ".join(
         f"{s} {outcome.count(s)}" for s in ("ok", "error", "skipped", "timeout")) +
         f"; {len(outcome.skipped_ok)} already ok" +
@@ -451,11 +499,9 @@ def cmd_run(args) -> int:
 
 
 def _print_report(engine, claims, tier, seeds, markdown=False, as_json=False,
-                  tunings=None) -> None:
-    from rich.table import Table
-
+                  tunings=None, context=None) -> None:
     from suite import report
-    from suite.ui import STATUS_STYLE, out
+    from suite.ui import out, verdict_table
 
     notes = {cid: t.note() for cid, t in (tunings or {}).items()}
     rows = report.claim_rows(engine, claims, tier, seeds, tunings=notes)
@@ -466,25 +512,47 @@ def _print_report(engine, claims, tier, seeds, markdown=False, as_json=False,
     if markdown:
         print(report.markdown(rows))
         return
-    t = Table(title=f"verdicts, tier {tier}")
-    for h in report.HEADERS:
-        t.add_column(h, overflow="fold")
-    for cells, r in zip(report.table_rows(rows), rows, strict=True):
-        style = STATUS_STYLE.get(r.verdict.status, "")
-        t.add_row(*cells[:-1], f"[{style}]{cells[-1]}[/]")
-    out.print(t)
+    out.print(verdict_table(rows, title=f"verdicts, tier {tier}"))
     for r in rows:
         if r.tuning:
             out.print(f"{r.claim.id}: {r.tuning}")
+    if context:
+        from suite.ui import context_table
+
+        table = context_table(report.context_rows(context, claims))
+        if table is not None:
+            out.print(table)
 
 
 def cmd_report(args) -> int:
     from suite import db
+    from suite.ui import console
 
-    _, written = _load(args)
+    if args.write_readme and not args.markdown:
+        raise SuiteError("--write-readme writes the Markdown table: add --markdown")
+    cat = _load_catalog(args)
+    written = cat.claims
     claims, tunings = use_best(args, written, args.tier)
     engine = db.connect(args.db)
-    _print_report(engine, claims, args.tier, args.seeds, args.markdown, args.json, tunings)
+    if args.write_readme:
+        from suite import report
+
+        rows = report.claim_rows(engine, claims, args.tier, args.seeds)
+        n_na = sum(r.verdict.status == "n/a" for r in rows)
+        table = report.markdown(rows, hide_na=True)
+        if n_na:
+            table += (f"\n\n{n_na} more claim(s) have no {args.tier} form (n/a at this tier); "
+                      f"`python -m suite report --tier {args.tier}` lists them.")
+        try:
+            changed = report.write_readme(args.write_readme, table)
+        except (OSError, ValueError) as e:
+            raise SuiteError(f"--write-readme: {e}") from e
+        console.print(f"{args.write_readme}: verdict table "
+                      f"{'updated' if changed else 'already up to date'} "
+                      f"({len(rows) - n_na} claims, tier {args.tier})")
+        return 0
+    _print_report(engine, claims, args.tier, args.seeds, args.markdown, args.json,
+                  tunings=tunings, context=cat.context)
     if args.metrics:
         _print_metrics(engine, claims, args.tier, args.seeds)
     if not (args.markdown or args.json):
@@ -598,9 +666,13 @@ def cmd_data(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from suite.regression import cmd_regression
+    from suite.show import cmd_show
+
     handler = {"ls": cmd_ls, "validate": cmd_validate, "plan": cmd_plan, "run": cmd_run,
                "report": cmd_report, "export": cmd_export, "import": cmd_import,
-               "data": cmd_data, "sweep": cmd_sweep}[args.verb]
+               "data": cmd_data, "sweep": cmd_sweep, "show": cmd_show,
+               "regression": cmd_regression}[args.verb]
     try:
         return handler(args)
     except SuiteError as e:

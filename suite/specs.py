@@ -10,6 +10,8 @@ Vocabulary:
   tolerance, in a direction) or a *delta* between a treatment and a baseline arm.
 * :class:`TierForm` — the fully resolved recipe of a claim at one tier (smoke/mini/full).
 * :class:`Claim` — one ``[[claim]]``: identity, source and a :class:`TierForm` per tier.
+* :class:`ContextEntry` — one ``[[context]]``: a published number the suite shows beside its
+  own results but never runs (a paper quoting another work's result).
 * :class:`RunSpec` — one run: a claim's tier form × seed × arm, with its ``run_key``.
 * :class:`SweepSpec` — a claim's ``[claim.sweep]`` table at one tier: the search space
   (:class:`SearchParam` per parameter path) and the study settings (``suite/sweep.py``).
@@ -31,10 +33,13 @@ Direction = Literal["higher", "lower", "equal"]
 #: Statuses a run row can have. ``ok`` rows are final; the others are retried by ``run``.
 #: ``pruned``: a tuning trial stopped early by its study's pruner (``suite/sweep.py``).
 RUN_STATUSES: tuple[str, ...] = ("ok", "error", "skipped", "timeout", "pruned")
-#: Verdicts a claim can get from :func:`suite.verdict.judge`.
+#: Verdicts a claim can get from :func:`suite.verdict.judge` (and ``n/a``: the claim has no
+#: form at this tier, so the tier says nothing about it; ``pending``: it has a form, no runs).
 VERDICTS: tuple[str, ...] = (
-    "reproduced", "not reproduced", "inconclusive", "pending", "error", "skipped",
+    "reproduced", "not reproduced", "inconclusive", "pending", "error", "skipped", "n/a",
 )
+#: How a report spells a verdict (``n/a`` alone would hide *why* nothing is shown).
+VERDICT_LABELS: dict[str, str] = {"n/a": "n/a at this tier"}
 
 
 def canonical_json(obj: Any) -> str:
@@ -175,6 +180,27 @@ class Claim:
 
     def form(self, tier: str) -> TierForm | None:
         return self.tiers.get(tier)
+
+
+@dataclass(frozen=True)
+class ContextEntry:
+    """A published number shown beside the suite's results and never run: a row a paper
+    copied from other works (``variant = "baseline_reported"``) or a third party's
+    comparison, whose model the registry does not have.
+
+    ``refs`` name rows of ``registry/published.toml`` (value, unit, metric and source live
+    there, once); ``beside`` names the claims a report shows it next to; ``reason`` says why
+    it is context rather than a claim (usually: the model is not in the registry).
+    """
+
+    id: str
+    paper: str
+    source: str
+    refs: tuple[str, ...]
+    title: str = ""
+    beside: tuple[str, ...] = ()
+    reason: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,54 @@ out = _console(stderr=False)
 STATUS_STYLE = {"ok": "green", "error": "red", "skipped": "yellow", "timeout": "magenta",
                 "pruned": "blue",
                 "reproduced": "bold green", "not reproduced": "bold red",
-                "inconclusive": "yellow", "pending": "dim", "skipped_claim": "yellow"}
+                "inconclusive": "yellow", "pending": "dim", "skipped_claim": "yellow",
+                "n/a": "dim"}
+
+
+#: The widest terminal the verdict table is laid out for (it must stay readable at 100).
+TABLE_WIDTH = 100
+
+
+def verdict_table(rows: list[Any], title: str):
+    """The claims × verdicts table (suite.report rows), laid out to fit :data:`TABLE_WIDTH`
+    columns: each claim's id, then its metric and expectation on a second, dim line."""
+    from rich import box
+    from rich.table import Table
+
+    from suite import report
+
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    t.add_column("claim / metric, expected", overflow="fold", min_width=48, max_width=48)
+    t.add_column("mean (Δ)", justify="right", no_wrap=True)
+    t.add_column("95% CI", overflow="fold", min_width=10, max_width=16)
+    t.add_column("n", justify="right", no_wrap=True)
+    t.add_column("verdict", overflow="fold", min_width=12, max_width=16)
+    for cells, r in zip(report.table_rows(rows), rows, strict=True):
+        claim, metric, expected, mean, ci, n, verdict = (escape(c) for c in cells)
+        sub = f"{metric} {expected}".strip()
+        style = STATUS_STYLE.get(r.verdict.status, "")
+        t.add_row(f"{claim}\n[dim]  {sub}[/]" if sub else claim, mean, ci, n,
+                  f"[{style}]{verdict}[/]")
+    return t
+
+
+def context_table(cells: list[list[str]]):
+    """``[[context]]`` rows (published numbers shown beside ours, never run); None if none."""
+    from rich import box
+    from rich.table import Table
+
+    from suite import report
+
+    if not cells:
+        return None
+    t = Table(title="context: published by the papers from other works (shown, not run)",
+              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    for h in report.CONTEXT_HEADERS:
+        t.add_column(h, overflow="fold", max_width=34 if h == "context (published, not run)"
+                     else 22)
+    for row in cells:
+        t.add_row(*[escape(c) for c in row])
+    return t
 
 
 def _label(spec: dict[str, Any]) -> str:

@@ -322,7 +322,7 @@ def test_report_judges_stored_runs(cli, tasks, filled_db):
     assert by["demo/learns"]["verdict"] == "reproduced"  # 40, 41 ≥ 30
     assert by["demo/learns"]["seeds"] == [0, 1]
     assert by["demo/soft-vs-max"]["verdict"] == "reproduced"  # equal within 100
-    assert by["demo/full-only"]["verdict"] == "pending"
+    assert by["demo/full-only"]["verdict"] == "n/a"  # no smoke form: n/a, not pending
     assert by["demo/too-big"]["verdict"] == "skipped"
     assert by["demo/too-big"]["message"] == "needs 8 GPUs"
 
@@ -331,8 +331,8 @@ def test_report_markdown(cli, tasks, filled_db):
     rc, out, _ = cli("report", "--tasks", tasks, "--tier", "smoke", "--db", filled_db,
                      "--markdown")
     assert rc == 0
-    assert out.startswith("| claim | tier |")
-    assert "| demo/learns | smoke | top1 | ≥ 30 |" in out and "reproduced" in out
+    assert out.startswith("| claim | metric | expected |")
+    assert "| `demo/learns` | top1 | ≥ 30 |" in out and "**reproduced**" in out
 
 
 def test_export_import_round_trip(cli, filled_db, tmp_path):

@@ -189,7 +189,8 @@ def test_every_status_is_a_known_verdict():
              judge(absolute(1.0), obs(0.0, 2.0)), judge(absolute(1.0), []),
              judge(absolute(1.0), [Observation(0, "error")]),
              judge(absolute(1.0), [Observation(0, "skipped")])]
-    assert {v.status for v in cases} == set(VERDICTS)
+    # "n/a" (no form at the tier) is given by the report, never by the judge
+    assert {v.status for v in cases} == set(VERDICTS) - {"n/a"}
     for v in cases:
         d = v.to_dict()
         assert d["status"] == v.status and isinstance(d["values"], list)

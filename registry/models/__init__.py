@@ -142,3 +142,12 @@ for _a, _als in (("r3d_18", ("r3d18",)), ("mc3_18", ("mc3",)),
     _R(f"{_a}_softpool", f"{_M}:{_a}_softpool", aliases=tuple(f"{x}_softpool" for x in _als),
        help=f"{_a} with 3D SoftPool taking the stem's spatial downsampling",
        family="video", input_size=_VIDEO, paper="softpool")
+
+# --- ImageNet models S3Net's Table V quotes from other works (timm) -------------------------
+_M = "registry.models.timm_baselines"
+for _a, _als, _h in (
+        ("mobilenetv2_140", ("mobilenet_v2_1.4",), "MobileNetV2 1.4 (timm)"),
+        ("regnetx_600mf", ("regnetx_006",), "RegNetX-600MF (timm regnetx_006)"),
+        ("deit_tiny", ("deit_ti", "deit_tiny_patch16_224"), "DeiT-Ti, ViT-Tiny/16 (timm)")):
+    _R(_a, f"{_M}:{_a}", aliases=_als, help=f"{_h}; S3Net Table V quotes it",
+       family="timm_baselines", input_size=_IMNET, paper="s3net")
