@@ -22,10 +22,13 @@ loader             ``auto`` | ``tensor`` | ``torch`` (| ``ffcv`` when installed)
 init               ``default`` (the model's own), ``kaiming_normal`` (He et al. 2015,
                    fan-in, ReLU gain; biases 0) or ``xavier`` (Glorot uniform) for every
                    conv/linear weight — deep nets without BN (All-CNN) need one of these
+analyze            analyses of the trained model added to the run, e.g. ``["singularity"]``
+                   (per-layer l2/l1, near-zero weights, dead units: tasks/singularity.py)
 =================  =====================================================================
 
 Metrics: ``top1``/``top5`` accuracy and ``top1_err``/``top5_err`` in %, ``test_loss``,
-``train_loss``, ``wall_s``, ``images_per_s`` (training only), ``params_m``. Per-epoch series:
+``train_loss``, ``wall_s``, ``images_per_s`` (training only), ``params_m``,
+``gflops_per_image`` (one forward, :func:`registry.models.info.count_flops`). Per-epoch series:
 ``train_loss``, ``test_top1``, ``test_loss``, ``lr``.
 
 A non-finite or exploding loss stops the run with :class:`tasks.TaskFailed`, recorded as an
@@ -45,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import registry
+from registry.models.info import count_flops
 from suite.specs import RunSpec, TaskContext, TaskResult
 from tasks import TaskFailed
 from tasks.augment import AugmentSpec, augment_batch, normalize
@@ -55,8 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "milestones": [], "gamma": 0.1, "warmup_epochs": 0, "label_smoothing": 0.0,
     "augment": {}, "amp": "auto", "channels_last": "auto", "compile": False,
     "grad_clip": None, "select": "last", "loader": "auto", "max_loss": 1e4,
-    "num_workers": 0, "init": "default",
+    "num_workers": 0, "init": "default", "analyze": [],
 }
+ANALYSES = ("singularity",)  # params.analyze values
 
 
 def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +83,9 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
                                      and p[key] != "auto"):
             raise ValueError(f"params.{key} = {p[key]!r} is not one of "
                              f"{', '.join(repr(a) for a in allowed)}")
+    if not isinstance(p["analyze"], list) or any(a not in ANALYSES for a in p["analyze"]):
+        raise ValueError(f"params.analyze = {p['analyze']!r} must be a list of "
+                         f"{', '.join(repr(a) for a in ANALYSES)}")
     if not isinstance(p["epochs"], int) or p["epochs"] < 1:
         raise ValueError(f"params.epochs must be an integer ≥ 1, got {p['epochs']!r}")
     return p
@@ -339,9 +347,21 @@ def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
         "wall_s": train_time, "images_per_s": n_seen / train_time if train_time else 0.0,
         "params_m": params_m,
     }
+    flops = count_flops(model, (bundle.in_chans, *bundle.input_size), device)
+    metrics["gflops_per_image"] = flops / 1e9 if flops is not None else math.nan
     ctx.provenance["selected_epoch"] = pick + 1
     ctx.provenance["pool_paths"] = _pool_paths(model)
-    return TaskResult(metrics=metrics, series=history)
+    result = TaskResult(metrics=metrics, series=history)
+    if "singularity" in p["analyze"]:  # on the final weights (whatever params.select says)
+        from tasks import singularity
+
+        batch = singularity.held_out_batch(bundle).to(device, memory_format=fmt)
+        m, s, a = singularity.result_parts(singularity.analyze(model, batch), spec.model,
+                                           title=f"{spec.model} {spec.model_args or ''}")
+        result.metrics.update(m)
+        result.series.update(s)
+        result.artifacts.update(a)
+    return result
 
 
 def _pool_paths(model: nn.Module) -> dict[str, str]:
