@@ -175,7 +175,8 @@ def _device(device: str, probe: bool, cache: dict[str, Any]):
     """(device name for cache keys, probe function or None). Without ``--probe`` the name is
     the one the last probe on ``device`` recorded in the cache (no torch import)."""
     if not probe:
-        return str(cache.get(f"__device__:{device}", device)), None
+        name = cache.get(f"__device__:{device}", cache.get("__device__:last", device))
+        return str(name), None
     import torch
 
     from suite.provenance import device_name as name_of
@@ -183,7 +184,7 @@ def _device(device: str, probe: bool, cache: dict[str, Any]):
 
     dev = device if device != "auto" else ("cuda:0" if torch.cuda.is_available() else "cpu")
     name = name_of(dev)
-    cache[f"__device__:{device}"] = name
+    cache[f"__device__:{device}"] = cache["__device__:last"] = name
 
     def probe_now(model: str, model_args: dict[str, Any], size: list[int] | None,
                   batch: int) -> dict[str, Any]:
