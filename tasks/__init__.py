@@ -18,7 +18,9 @@ _R("train_eval", "tasks.train_eval:run", aliases=("train",),
         "singularity analysis with params.analyze = ['singularity'])",
    metrics=("top1", "top1_err", "top5", "top5_err", "test_loss", "train_loss", "epochs",
             "wall_s", "images_per_s", "best_top1", "params_m", "gflops_per_image",
-            *_SINGULARITY))
+            # with params.val_split (a split held out of the training set) / params.objective
+            "val_top1", "val_top1_err", "val_loss", "best_val_top1", "objective",
+            *_SINGULARITY))  # with params.analyze = ["singularity"]
 _R("singularity", "tasks.singularity:run", aliases=("singularity_analysis",),
    help="per-layer l2/l1 (Hoyer), near-zero weights, eliminated channels and dead units of a "
         "model (params.checkpoint), optionally beside params.compare_model (Sun et al. Fig. 4)",
