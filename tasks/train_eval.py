@@ -22,14 +22,6 @@ loader             ``auto`` | ``tensor`` | ``torch`` (| ``ffcv`` when installed)
 init               ``default`` (the model's own), ``kaiming_normal`` (He et al. 2015,
                    fan-in, ReLU gain; biases 0) or ``xavier`` (Glorot uniform) for every
                    conv/linear weight — deep nets without BN (All-CNN) need one of these
-analyze            analyses of the trained model added to the run, e.g. ``["singularity"]``
-                   (per-layer l2/l1, near-zero weights, dead units: tasks/singularity.py)
-
-Metrics: ``top1``/``top5`` accuracy and ``top1_err``/``top5_err`` in %, ``test_loss``,
-``train_loss``, ``wall_s``, ``images_per_s`` (training only), ``params_m``,
-``gflops_per_image`` (one forward, :func:`registry.models.info.count_flops`). Per-epoch series:
-``train_loss``, ``test_top1``, ``test_loss``, ``lr``.
-=======
 val_split          hold out part of the *training* set for validation: a fraction in
                    (0, 1) or a count of items; class-balanced and fixed by ``val_seed``
                    (default 0), so every seed and every tuning trial sees the same split.
@@ -38,6 +30,8 @@ objective          ``val_top1``, ``val_top1_err`` or ``val_loss``: the metric a 
                    optimises, reported as ``objective`` (final and per epoch). It can only
                    name a validation metric (needs ``val_split``): the test set never
                    tunes anything.
+analyze            analyses of the trained model added to the run, e.g. ``["singularity"]``
+                   (per-layer l2/l1, near-zero weights, dead units: tasks/singularity.py)
 =================  =====================================================================
 
 Metrics: ``top1``/``top5`` accuracy and ``top1_err``/``top5_err`` in %, ``test_loss``,
@@ -47,7 +41,8 @@ Metrics: ``top1``/``top5`` accuracy and ``top1_err``/``top5_err`` in %, ``test_l
 ``val_top1``, ``val_top1_err``, ``val_loss`` (at the selected epoch, like ``top1``) and
 ``best_val_top1``; series ``val_top1``, ``val_loss``; with ``objective`` also metric and
 series ``objective``. The per-epoch ``PROGRESS`` lines carry the validation metrics and the
-objective, which is what a tuner's pruner sees (``suite/sweep.py``).
+objective, which is what a tuner's pruner sees (``suite/sweep.py``). With ``analyze``: the
+analysis's metrics, per-layer series and artifacts (tasks/singularity.py).
 
 A non-finite or exploding loss stops the run with :class:`tasks.TaskFailed`, recorded as an
 ``error`` row naming the epoch, step and learning rate. Each epoch is checkpointed (atomic
