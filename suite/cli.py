@@ -44,7 +44,9 @@ EXAMPLES = {
         python -m suite report --tier mini --markdown > verdicts.md
         python -m suite report --paper s3net --json
         python -m suite report --tag bench --metrics   # the kernel benchmark's ratio table
-        python -m suite report --tier mini --markdown --write-readme   # README's table""",
+        python -m suite report --tier mini --markdown --write-readme   # README's table
+        python -m suite report --paper poolskip --cost   # device-seconds per claim
+        python -m suite report --tier full --claim 'poolskip/t1/*' --cost --probe   # est. hours""",
     "export": """
         python -m suite export results.jsonl
         python -m suite export - --db postgresql+psycopg://me@localhost/poolrepro | gzip""",
@@ -232,6 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-readme", nargs="?", const="README.md", metavar="PATH",
                    help="with --markdown: write the table between the verdict markers of PATH "
                         "(default README.md) instead of printing it; n/a rows are left out")
+    p.add_argument("--cost", action="store_true",
+                   help="also print device-seconds spent per claim and, from a throughput "
+                        "probe, the estimated device-hours of its full tier on this device")
+    p.add_argument("--probe", action="store_true",
+                   help="with --cost: measure each full-tier arm's training step now "
+                        "(tasks/throughput.py; results cached in .cache/poolrepro/probe.json)")
+    p.add_argument("--probe-device", type=_device, default="auto",
+                   help="with --probe: the device to probe (auto = cuda:0 if present, else cpu)")
+    p.add_argument("--probe-batch", type=_positive_int, default=128,
+                   help="with --probe: largest probe batch (default 128; the recipe's batch "
+                        "size when smaller)")
 
     p = verb("export", "write every run as one JSON line (sorted by run_key)")
     p.add_argument("path", nargs="?", default="results.jsonl", help="file, or - for stdout")
@@ -249,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     from suite.regression import add_regression_parser
 
     add_regression_parser(sub, verb)
+    from suite.analyze import add_analyze_parser
+
+    add_analyze_parser(sub, verb)
     return ap
 
 
@@ -560,7 +576,34 @@ def cmd_report(args) -> int:
 
         print_studies(written, args.tier, args.storage, db.resolve_url(args.db),
                       in_report=True)
+    if args.cost or args.probe:
+        _print_cost(engine, claims, args)
     return 0
+
+
+def _print_cost(engine, claims, args) -> None:
+    from rich.table import Table
+
+    from suite.cost import cost_rows, fmt_hours
+    from suite.report import fmt_num
+    from suite.ui import out
+
+    rows = cost_rows(engine, claims, args.tier, args.seeds, probe=args.probe,
+                     device=args.probe_device, batch_cap=args.probe_batch)
+    if args.json:
+        for r in rows:
+            print(json.dumps({"cost": r.as_dict()}, default=str))
+        return
+    t = Table(title=f"cost, tier {args.tier}: device-seconds spent; full-tier estimate")
+    for h in ("claim", "runs", "device-s", "img/s", "GFLOP/img", "full tier (est.)", "how"):
+        t.add_column(h, overflow="fold",
+                     justify="right" if h in ("runs", "device-s", "img/s", "GFLOP/img") else "left")
+    for r in rows:
+        t.add_row(r.claim, str(r.runs), f"{r.device_s:.0f}", fmt_num(r.images_per_s, 3),
+                  fmt_num(r.gflops_per_image, 3), fmt_hours(r.full_hours), r.full_note)
+    out.print(t)
+    out.print(f"total device-seconds spent: {sum(r.device_s for r in rows):.0f} "
+              f"(a run shared by two claims counts in each)")
 
 
 def _print_metrics(engine, claims, tier, seeds) -> None:
@@ -664,6 +707,12 @@ def cmd_data(args) -> int:
     return run_data(args)
 
 
+def cmd_analyze(args) -> int:
+    from suite.analyze import cmd_analyze as run_analyze
+
+    return run_analyze(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from suite.regression import cmd_regression
@@ -672,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"ls": cmd_ls, "validate": cmd_validate, "plan": cmd_plan, "run": cmd_run,
                "report": cmd_report, "export": cmd_export, "import": cmd_import,
                "data": cmd_data, "sweep": cmd_sweep, "show": cmd_show,
-               "regression": cmd_regression}[args.verb]
+               "regression": cmd_regression, "analyze": cmd_analyze}[args.verb]
     try:
         return handler(args)
     except SuiteError as e:

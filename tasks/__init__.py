@@ -11,14 +11,28 @@ from registry._registry import Registry
 TASKS = Registry("task")
 
 _R = TASKS.register
+_SINGULARITY = ("l2l1_max_shallow", "l2l1_mean_shallow", "l2l1_max", "l2l1_mean",
+                "zero_frac_max_shallow", "zero_frac_mean_shallow", "zero_frac_mean",
+                "elim_frac_mean_shallow", "elim_frac_mean", "dead_frac_mean_shallow",
+                "dead_frac_mean", "n_layers")  # = tasks.singularity.METRICS (a test checks)
 _R("train_eval", "tasks.train_eval:run", aliases=("train",),
-   help="train a model on a dataset, report top1/top5/loss/throughput",
+   help="train a model on a dataset, report top1/top5/loss/throughput/FLOPs (+ the "
+        "singularity analysis with params.analyze = ['singularity'])",
    metrics=("top1", "top1_err", "top5", "top5_err", "test_loss", "train_loss", "epochs",
-            "wall_s", "images_per_s", "best_top1", "params_m",
+            "wall_s", "images_per_s", "best_top1", "params_m", "gflops_per_image",
             # with params.val_split (a split held out of the training set) / params.objective
-            "val_top1", "val_top1_err", "val_loss", "best_val_top1", "objective"),
+            "val_top1", "val_top1_err", "val_loss", "best_val_top1", "objective",
+            *_SINGULARITY),  # with params.analyze = ["singularity"]
    # what params.objective / a [claim.sweep] metric may name, and which way is better
    objectives={"val_top1": "maximize", "val_top1_err": "minimize", "val_loss": "minimize"})
+_R("singularity", "tasks.singularity:run", aliases=("singularity_analysis",),
+   help="per-layer l2/l1 (Hoyer), near-zero weights, eliminated channels and dead units of a "
+        "model (params.checkpoint), optionally beside params.compare_model (Sun et al. Fig. 4)",
+   metrics=_SINGULARITY, uses=("model",))
+_R("throughput", "tasks.throughput:run", aliases=("throughput_probe", "probe"),
+   help="images/s of a model's training step (fwd+bwd+SGD) on synthetic input on the device "
+        "at hand; feeds `report --cost` estimates",
+   metrics=("images_per_s", "step_ms", "gflops_per_image", "params_m"), uses=("model",))
 _R("param_count", "tasks.param_count:run", aliases=("params",),
    help="count parameters (and FLOPs) of a model; deterministic, no data",
    metrics=("params", "params_m", "flops", "gflops"), uses=("model",))

@@ -30,15 +30,19 @@ objective          ``val_top1``, ``val_top1_err`` or ``val_loss``: the metric a 
                    optimises, reported as ``objective`` (final and per epoch). It can only
                    name a validation metric (needs ``val_split``): the test set never
                    tunes anything.
+analyze            analyses of the trained model added to the run, e.g. ``["singularity"]``
+                   (per-layer l2/l1, near-zero weights, dead units: tasks/singularity.py)
 =================  =====================================================================
 
 Metrics: ``top1``/``top5`` accuracy and ``top1_err``/``top5_err`` in %, ``test_loss``,
-``train_loss``, ``wall_s``, ``images_per_s`` (training only), ``params_m``. Per-epoch series:
+``train_loss``, ``wall_s``, ``images_per_s`` (training only), ``params_m``,
+``gflops_per_image`` (one forward, :func:`registry.models.info.count_flops`). Per-epoch series:
 ``train_loss``, ``test_top1``, ``test_loss``, ``lr``. With ``val_split``: metrics
 ``val_top1``, ``val_top1_err``, ``val_loss`` (at the selected epoch, like ``top1``) and
 ``best_val_top1``; series ``val_top1``, ``val_loss``; with ``objective`` also metric and
 series ``objective``. The per-epoch ``PROGRESS`` lines carry the validation metrics and the
-objective, which is what a tuner's pruner sees (``suite/sweep.py``).
+objective, which is what a tuner's pruner sees (``suite/sweep.py``). With ``analyze``: the
+analysis's metrics, per-layer series and artifacts (tasks/singularity.py).
 
 A non-finite or exploding loss stops the run with :class:`tasks.TaskFailed`, recorded as an
 ``error`` row naming the epoch, step and learning rate. Each epoch is checkpointed (atomic
@@ -58,6 +62,7 @@ from torch import nn
 
 import registry
 from registry.datasets.base import holdout
+from registry.models.info import count_flops
 from suite.specs import RunSpec, TaskContext, TaskResult, short_hash
 from tasks import TASKS, TaskFailed
 from tasks.augment import AugmentSpec, augment_batch, normalize
@@ -69,9 +74,11 @@ DEFAULTS: dict[str, Any] = {
     "augment": {}, "amp": "auto", "channels_last": "auto", "compile": False,
     "grad_clip": None, "select": "last", "loader": "auto", "max_loss": 1e4,
     "num_workers": 0, "init": "default", "val_split": 0, "val_seed": 0, "objective": None,
+    "analyze": [],
 }
 #: What ``params.objective`` may name: validation metrics only, never a test-set metric.
 OBJECTIVES: tuple[str, ...] = tuple(TASKS.entry("train_eval").meta["objectives"])
+ANALYSES = ("singularity",)  # params.analyze values
 
 
 def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +100,9 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
                                      and p[key] != "auto"):
             raise ValueError(f"params.{key} = {p[key]!r} is not one of "
                              f"{', '.join(repr(a) for a in allowed)}")
+    if not isinstance(p["analyze"], list) or any(a not in ANALYSES for a in p["analyze"]):
+        raise ValueError(f"params.analyze = {p['analyze']!r} must be a list of "
+                         f"{', '.join(repr(a) for a in ANALYSES)}")
     if not isinstance(p["epochs"], int) or p["epochs"] < 1:
         raise ValueError(f"params.epochs must be an integer ≥ 1, got {p['epochs']!r}")
     vs = p["val_split"]
@@ -400,9 +410,21 @@ def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
         metrics.update(_val_metrics(history, pick), best_val_top1=max(history["val_top1"]))
         if p["objective"]:
             metrics["objective"] = history["objective"][pick]
+    flops = count_flops(model, (bundle.in_chans, *bundle.input_size), device)
+    metrics["gflops_per_image"] = flops / 1e9 if flops is not None else math.nan
     ctx.provenance["selected_epoch"] = pick + 1
     ctx.provenance["pool_paths"] = _pool_paths(model)
-    return TaskResult(metrics=metrics, series=history)
+    result = TaskResult(metrics=metrics, series=history)
+    if "singularity" in p["analyze"]:  # on the final weights (whatever params.select says)
+        from tasks import singularity
+
+        batch = singularity.held_out_batch(bundle).to(device, memory_format=fmt)
+        m, s, a = singularity.result_parts(singularity.analyze(model, batch), spec.model,
+                                           title=f"{spec.model} {spec.model_args or ''}")
+        result.metrics.update(m)
+        result.series.update(s)
+        result.artifacts.update(a)
+    return result
 
 
 def _val_metrics(history: dict[str, list[float]], i: int) -> dict[str, float]:

@@ -101,3 +101,49 @@ def test_skip_kind_registered():
     kinds = {e.name: e.meta.get("kind") for e in registry.POOLS}
     for name in ("poolskip", "identity", "residual"):
         assert kinds[name] == "skip"
+
+
+# -- Table 4 ablation arms -----------------------------------------------------------------
+_X44 = torch.tensor([[1.0, 5, 2, 0],
+                     [3.0, 4, 8, 1],
+                     [0.0, 2, 6, 7],
+                     [9.0, 1, 3, 2]]).view(1, 1, 4, 4)
+_U44 = torch.zeros(1, 1, 4, 4)  # window maxima 5, 8, 9, 7 in place (see test_hand_computed_4x4)
+_U44[0, 0, 0, 1], _U44[0, 0, 1, 2], _U44[0, 0, 3, 0], _U44[0, 0, 2, 3] = 5, 8, 9, 7
+
+
+def test_pool_skip_noconv_is_x_plus_unpooled_and_has_no_parameters():
+    m = registry.create_pool("pool_skip_noconv", channels=1, pool_size=2)
+    torch.testing.assert_close(m(_X44), _X44 + _U44)
+    assert sum(p.numel() for p in m.parameters()) == 0
+
+
+def test_pool_conv_noskip_drops_the_identity_path():
+    m = registry.create_pool("pool_conv_noskip", channels=1, pool_size=2)
+    with torch.no_grad():  # identity tap: the output is the unpooled map, x is gone
+        m.conv.weight.zero_()
+        m.conv.weight[0, 0, 1, 1] = 1.0
+        m.conv.bias.zero_()
+    torch.testing.assert_close(m(_X44), _U44)
+    full = registry.create_pool("poolskip", channels=1, pool_size=2)
+    full.load_state_dict(m.state_dict())
+    torch.testing.assert_close(full(_X44) - _X44, m(_X44))  # Pool Skip = this + x
+
+
+@pytest.mark.parametrize("name", ["poolskip", "residual", "pool_skip_noconv", "pool_conv_noskip"])
+def test_skip_ops_are_marked_for_the_singularity_analysis(name):
+    assert registry.create_pool(name, channels=2).is_skip_op is True
+
+
+@pytest.mark.parametrize("net", ["cifar_vgg16", "cifar_mobilenet", "cifar_googlenet"])
+def test_table1_nets_put_the_op_after_every_conv_before_its_bn(net):
+    """Sun et al.: Pool Skip "after the convolutional layer, before ... batch normalization",
+    in every conv layer (Table 1)."""
+    m = registry.create_model(f"{net}_poolskip", width=0.125)
+    convs = [mod for mod in m.modules() if type(mod).__name__ == "Conv2d"]
+    units = [mod for mod in m.modules() if isinstance(mod, torch.nn.Sequential)
+             and list(dict(mod.named_children())) [:3] == ["conv", "skip", "bn"]]
+    ps = [u.skip for u in units]
+    assert len(units) == len(convs) - len(ps)  # every non-Pool-Skip conv sits in a unit
+    assert all(type(p).__name__ == "PoolSkip" and p.pool_size == 2 for p in ps)
+    assert all(u.skip.channels == u.conv.out_channels == u.bn.num_features for u in units)

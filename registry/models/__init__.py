@@ -14,6 +14,8 @@ Families and naming (see each module's docstring for the paper and table):
 * ``cifar_resnet``   — PoolSkip's CIFAR ResNets ``cifar_resnet{18,…,420}[_poolskip]`` and the
   thin ``cifar_resnet{20,56,110,164}[_poolskip]`` (``cifar_resnet`` / ``cifar_resnet_thin``
   take ``depth=``). ``resnet50_poolskip`` etc. are aliases of the CIFAR PoolSkip models.
+* ``cifar_vgg`` / ``cifar_mobilenet`` / ``cifar_googlenet`` — the other nets of PoolSkip's
+  Table 1, ``cifar_{vgg16,mobilenet,googlenet}[_poolskip]`` (``skip=`` after every conv).
 * ``allcnn``         — Springenberg et al.'s 12 nets: ``allcnn_model_{a,b,c}``,
   ``strided_cnn_*``, ``convpool_cnn_*``, ``all_cnn_*`` (``allcnn`` takes model/variant).
 * ``s3net`` / ``cifar_densenet`` — S3Net (CIFAR and ImageNet forms) and its DenseNet baselines.
@@ -63,6 +65,18 @@ for _d in (20, 56, 110, 164):
        aliases=(f"resnet{_d}_poolskip", f"resnet-{_d}-poolskip"),
        help=f"thin CIFAR ResNet-{_d} with PoolSkip", family="cifar_resnet",
        input_size=_CIFAR, paper="poolskip")
+
+# --- PoolSkip Table 1's other CIFAR nets (weiaicunzai/pytorch-cifar100 definitions) --------
+for _fam, _net, _what in (("cifar_vgg", "vgg16", "VGG16-BN"),
+                          ("cifar_mobilenet", "mobilenet", "MobileNet (v1)"),
+                          ("cifar_googlenet", "googlenet", "GoogLeNet")):
+    _R(f"cifar_{_net}", f"registry.models.{_fam}:cifar_{_net}",
+       help=f"CIFAR {_what} of the PoolSkip code base, plain; skip= after every conv",
+       family=_fam, input_size=_CIFAR, paper="poolskip")
+    _R(f"cifar_{_net}_poolskip", f"registry.models.{_fam}:cifar_{_net}_poolskip",
+       aliases=(f"{_net}_poolskip", f"{_net}-ps"),
+       help=f"CIFAR {_what} with PoolSkip (s=2) after every conv, before its BN",
+       family=_fam, input_size=_CIFAR, paper="poolskip")
 
 # --- All-CNN (Springenberg et al., ICLR 2015 workshop, Tables 1-2) -------------------------
 _M = "registry.models.allcnn"

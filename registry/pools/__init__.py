@@ -9,7 +9,8 @@ Two kinds, with fixed keyword conventions so model code can swap them by name:
   max/avg pooling arithmetic. Extra keywords: ``lp`` takes ``p=``, ``softpool`` takes
   ``path=`` (see :mod:`registry.pools.softpool`), learned convs take ``bias=``.
 * **shortcut ops** — ``create_pool(name, channels=C, pool_size=2)``: shape-preserving
-  modules placed after a conv (``poolskip``, ``identity``, ``residual``).
+  modules placed after a conv (``poolskip``, ``identity``, ``residual`` and PoolSkip's
+  ablation arms ``pool_skip_noconv`` / ``pool_conv_noskip``).
 
 Entries are lazy (``"module:attr"``); the family modules import torch.
 
@@ -57,6 +58,14 @@ _R("pixel_unshuffle", "registry.pools.learned:pixel_unshuffle",
 # shortcut ops
 _R("poolskip", "registry.pools.poolskip:pool_skip", aliases=("pool_skip",),
    help="PoolSkip, Sun et al. AAAI 2025: x + Conv3x3(MaxUnpool(MaxPool(x)))", kind="skip")
+_R("pool_skip_noconv", "registry.pools.poolskip:pool_skip_noconv",
+   aliases=("pool_skip_only", "poolskip_noconv"),
+   help="x + MaxUnpool(MaxPool(x)): PoolSkip without its conv (Sun et al. Table 4 ablation)",
+   kind="skip")
+_R("pool_conv_noskip", "registry.pools.poolskip:pool_conv_noskip",
+   aliases=("pool_conv_only", "poolskip_noskip"),
+   help="Conv3x3(MaxUnpool(MaxPool(x))): PoolSkip without its identity path (Table 4 ablation)",
+   kind="skip")
 _R("identity", "registry.pools.classic:identity", aliases=("none",),
    help="no-op shortcut op (shape preserving)", kind="skip")
 _R("residual", "registry.pools.poolskip:residual", aliases=("res", "residual_conv"),
