@@ -64,7 +64,7 @@ def test_imagenet_families_at_quarter_width(arch: str, sites: list[str]) -> None
 
 def test_width_kwargs() -> None:
     assert width_kwargs("resnet18", 1.0) == {}
-    assert width_kwargs("resnet50", 0.25) == {"channels": (16, 32, 64, 128), "stem_width": 16}
+    assert width_kwargs("resnet50", 0.25) == {"channels": (16, 32, 64, 128)}
     assert width_kwargs("densenet161", 0.25) == {"growth_rate": 12}
     with pytest.raises(ValueError, match="width must be positive"):
         width_kwargs("resnet18", 0.0)

@@ -15,12 +15,12 @@ the original network (a max pool is kept as it is, 3×3/2 geometry included), so
 natural baseline arm of a SoftPool claim. The ``*_softpool`` names are the same factories with
 ``pool="softpool"``.
 
-``width`` (mini tier) scales every channel count and keeps the layer list: ResNet, ResNeXt and
-Wide-ResNet get ``channels = width·(64, 128, 256, 512)`` and ``stem_width = width·64`` (timm
-arguments; the bottleneck width follows from ``base_width``/``cardinality`` as in the full
-model, so ResNeXt-50 keeps 32 groups, each 1 channel wide at width 1/4, and WRN-50-2 keeps its
-2× bottleneck); DenseNet gets ``growth_rate = width·k`` (k = 32, or 48 for DenseNet-161; timm
-sizes the stem as 2·growth). ``width != 1`` needs timm.
+``width`` (mini tier) scales the channel counts and keeps the layer list: ResNet, ResNeXt and
+Wide-ResNet get ``channels = width·(64, 128, 256, 512)`` (timm's stage widths; the bottleneck
+width follows from ``base_width``/``cardinality`` as in the full model, so ResNeXt-50 keeps 32
+groups, each 1 channel wide at width 1/4, and WRN-50-2 keeps its 2× bottleneck; timm keeps the
+plain 7×7 stem conv at 64 channels whatever the width); DenseNet gets ``growth_rate = width·k``
+(k = 32, or 48 for DenseNet-161; timm sizes the stem as 2·growth). ``width != 1`` needs timm.
 
 Naming: plain ``resnet50`` etc. are these ImageNet models; the CIFAR ResNets of the PoolSkip
 paper are ``cifar_resnet*`` (:mod:`registry.models.cifar_resnet`).
@@ -68,8 +68,7 @@ def width_kwargs(arch: str, width: float) -> dict[str, Any]:
         raise ValueError(f"width must be positive, got {width!r}")
     if arch.startswith("densenet"):
         return {"growth_rate": max(1, round(_GROWTH[arch] * width))}
-    return {"channels": tuple(max(1, round(c * width)) for c in (64, 128, 256, 512)),
-            "stem_width": max(1, round(64 * width))}
+    return {"channels": tuple(max(1, round(c * width)) for c in (64, 128, 256, 512))}
 
 
 def build(arch: str, num_classes: int = 1000, in_chans: int = 3, pool: Any = None,
