@@ -24,6 +24,7 @@ def _metrics(spec) -> dict[str, float]:
                 out[f"k{k}.ssim.{pool}"] = v + 0.01 * spec.seed
                 out[f"k{k}.psnr.{pool}"] = 30 * v + spec.seed
             out[f"k{k}.ssim.softpool_minus_max"] = 0.05
+            out[f"k{k}.ssim.softpool_minus_avg"] = -0.001
         return out
     pool = spec.model_args.get("pool")
     return {"top1": TOP1.get(pool, 80.0) + (0.2 if spec.seed == 1 else 0.0)}
@@ -72,9 +73,19 @@ def test_family_deltas_are_paired_differences(filled) -> None:
     assert set(df["verdict"]) <= {"reproduced", "not reproduced", "inconclusive"}
 
 
+def test_retention_deltas_follow_the_claims(filled) -> None:
+    engine, claims = filled
+    df = sp.retention_deltas_table(engine, claims).set_index("claim")
+    row = df.loc["softpool/retention/photos/k2-ssim-vs-max"]
+    assert row["mean"] == pytest.approx(0.05) and row["verdict"] == "reproduced"
+    assert df.loc["softpool/retention/photos/k2-ssim-vs-avg", "verdict"] == "not reproduced"
+    assert "softpool/retention/photos/k2-psnr-vs-max" not in df.index  # no such metric: error
+
+
 def test_pngs_render(filled, tmp_path) -> None:
     engine, claims = filled
-    for name in ("softpool/retention", "softpool/ranking", "softpool/family-deltas"):
+    for name in ("softpool/retention", "softpool/ranking", "softpool/family-deltas",
+                 "softpool/retention-deltas"):
         path = charts.render(charts.load_all()[name], engine, claims, tmp_path)
         assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
 

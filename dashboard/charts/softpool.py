@@ -160,3 +160,45 @@ def family_deltas(engine, claims):
         width=420, height=30 * len(df),
         title="SoftPool substitution per family (mini; mean and 95% CI of the paired "
               "difference over seeds)")
+
+
+def retention_deltas_table(engine, claims: list, tier: str = TIER) -> pd.DataFrame:
+    """The retention claims as judged: mean paired difference SoftPool − pool over image shards
+    with its 95% CI and verdict."""
+    recs = []
+    for row in _rows(engine, claims, "softpool/retention/*", tier):
+        s = row.verdict.summary
+        form = row.claim.form(tier)
+        if s is None or not s.n or form is None or form.expect is None:
+            continue
+        k, score, diff = form.expect.metric.split(".")
+        recs.append({"claim": row.claim.id, "dataset": form.dataset,
+                     "score": score.upper(), "kernel": k[1:] + "×" + k[1:],
+                     "comparison": f"{form.dataset} {k[1:]}×{k[1:]}: "
+                                   f"{diff.replace('_minus_', ' − ')}",
+                     "verdict": row.verdict.status, "mean": s.mean,
+                     "lo": s.lo if math.isfinite(s.lo) else s.mean,
+                     "hi": s.hi if math.isfinite(s.hi) else s.mean, "n": s.n})
+    return pd.DataFrame(recs)
+
+
+@chart("softpool/retention-deltas", title="Information retention: SoftPool − max / avg, paired")
+def retention_deltas(engine, claims):
+    df = retention_deltas_table(engine, claims)
+    if df.empty:
+        return None
+    base = alt.Chart().encode(y=alt.Y("comparison:N", title=None, sort=None))
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("lo:Q", title="paired difference (SSIM units / dB)"), x2="hi:Q",
+        color=alt.Color("verdict:N", scale=VERDICT_SCALE, legend=alt.Legend(title="verdict")))
+    points = base.mark_point(filled=True, size=60).encode(
+        x="mean:Q", color=alt.Color("verdict:N", scale=VERDICT_SCALE),
+        tooltip=["claim", "verdict", alt.Tooltip("mean:Q", format="+.4f"),
+                 alt.Tooltip("lo:Q", format="+.4f"), alt.Tooltip("hi:Q", format="+.4f"), "n"])
+    zero = alt.Chart().mark_rule(color="gray").encode(x="zero:Q")
+    return (alt.layer(zero, bars, points, data=df.assign(zero=0.0))
+            .properties(width=300, height=24 * 6)
+            .facet(column=alt.Column("score:N", title=None))
+            .resolve_scale(x="independent", y="independent")
+            .properties(title="SoftPool − other pool, mean and 95% CI over image shards "
+                              "(claims softpool/retention/*; > 0 = SoftPool retains more)"))
