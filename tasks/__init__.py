@@ -42,6 +42,11 @@ _R("kernel_bench", "tasks.kernel_bench:run", aliases=("pool_bench",),
         "softpool2d.cifar_k2_t2.fwdbwd_ratio_vs_avg, softpool.late.worst_fwdbwd_ratio_vs_avg), "
         "so none listed",
    uses=(), exclusive=True)
+_R("info_retention", "tasks.info_retention:run", aliases=("retention",),
+   help="downsample images with each pool (k=2,3), upsample back, SSIM/PSNR vs the original "
+        "(no training); metric names depend on params (e.g. k2.ssim.softpool_minus_max), "
+        "so none listed; the seed picks a shard of the images",
+   uses=("dataset",))
 _R("loader_bench", "tasks.loader_bench:run",
    help="images/s of the FFCV loader vs a per-item-decoding torch DataLoader vs the "
         "in-memory tensor path (same data, same augmentation), and training throughput "

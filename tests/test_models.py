@@ -53,7 +53,7 @@ def small_case(name: str) -> tuple[dict, tuple[int, ...]]:
     if name in NARROW:
         kwargs["width"] = 0.125
         return kwargs, (2, size[0], 16, 16)
-    if fam in ("allcnn", "cifar_vgg"):  # VGG16's five 2x2 pools need 32x32
+    if fam in ("allcnn", "cifar_vgg", "vgg"):  # VGG pools five times: 32 -> 1
         return kwargs, (2, size[0], 32, 32)
     return kwargs, (2, size[0], 16, 16)
 

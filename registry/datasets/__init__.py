@@ -51,3 +51,8 @@ _R("fashion_mnist_16", "registry.datasets.derived:fashion_mnist_16", aliases=("f
 _R("moving_fashion", "registry.datasets.derived:moving_fashion",
    aliases=("moving_fashion_mnist", "moving_fmnist"),
    help="8-frame 64x64 clips of a Fashion-MNIST item drifting and bouncing (video models)")
+# real photographs (information retention; no labels)
+_R("sample_photos", "registry.datasets.photos:sample_photos", aliases=("photos",),
+   help="12 photographs bundled in scikit-image's wheel (or root=DIR of images), 288x288 crops")
+_R("div2k", "registry.datasets.photos:div2k", aliases=("div2k_valid",),
+   help="DIV2K validation HR images (user copy: <root>/DIV2K_valid_HR), 600x600 crops")

@@ -22,6 +22,8 @@ Families and naming (see each module's docstring for the paper and table):
 * ``imagenet``       — timm ``resnet18`` … ``wide_resnet50_2`` (plain names = ImageNet models)
   and their ``*_softpool`` versions.
 * ``video``          — torchvision ``r3d_18``, ``mc3_18``, ``r2plus1d_18`` [``_softpool``].
+* ``c3d`` / ``vgg``   — C3D and VGG-BN with every pool swappable (SoftPool video, pool
+  comparison).
 """
 
 from registry._registry import Registry
@@ -165,3 +167,18 @@ for _a, _als, _h in (
         ("deit_tiny", ("deit_ti", "deit_tiny_patch16_224"), "DeiT-Ti, ViT-Tiny/16 (timm)")):
     _R(_a, f"{_M}:{_a}", aliases=_als, help=f"{_h}; S3Net Table V quotes it",
        family="timm_baselines", input_size=_IMNET, paper="s3net")
+
+# --- C3D (Tran et al., ICCV 2015) with swappable 3D pools: SoftPool's video mini form ------
+_M = "registry.models.c3d"
+_R("c3d", f"{_M}:c3d", help="C3D (8 3x3x3 convs, 5 pools) with BN, GAP head, width=, pool=",
+   family="c3d", input_size=(3, 16, 112, 112), paper="softpool")
+_R("c3d_small", f"{_M}:c3d_small", help="C3D at 1/8 width for 8x64x64 clips, pool= (mini)",
+   family="c3d", input_size=(3, 8, 64, 64), paper="softpool")
+
+# --- VGG-BN for 32x32 inputs with swappable pools: SoftPool's pooling-method comparison -----
+_M = "registry.models.vgg"
+_R("cifar_vgg", f"{_M}:cifar_vgg", help="VGG-{11,13,16,19}-BN for 32x32, depth= width= pool=",
+   family="vgg", input_size=_CIFAR, paper="softpool")
+_R("cifar_vgg16_bn", f"{_M}:cifar_vgg16_bn", aliases=("vgg16_bn_cifar",),
+   help="VGG16-BN for 32x32 with its five pools swappable (pool=)", family="vgg",
+   input_size=_CIFAR, paper="softpool")

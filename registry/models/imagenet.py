@@ -15,6 +15,13 @@ the original network (a max pool is kept as it is, 3×3/2 geometry included), so
 natural baseline arm of a SoftPool claim. The ``*_softpool`` names are the same factories with
 ``pool="softpool"``.
 
+``width`` (mini tier) scales the channel counts and keeps the layer list: ResNet, ResNeXt and
+Wide-ResNet get ``channels = width·(64, 128, 256, 512)`` (timm's stage widths; the bottleneck
+width follows from ``base_width``/``cardinality`` as in the full model, so ResNeXt-50 keeps 32
+groups, each 1 channel wide at width 1/4, and WRN-50-2 keeps its 2× bottleneck; timm keeps the
+plain 7×7 stem conv at 64 channels whatever the width); DenseNet gets ``growth_rate = width·k``
+(k = 32, or 48 for DenseNet-161; timm sizes the stem as 2·growth). ``width != 1`` needs timm.
+
 Naming: plain ``resnet50`` etc. are these ImageNet models; the CIFAR ResNets of the PoolSkip
 paper are ``cifar_resnet*`` (:mod:`registry.models.cifar_resnet`).
 """
@@ -50,11 +57,27 @@ def _torchvision(arch: str, num_classes: int, in_chans: int) -> nn.Module:
     return model
 
 
+_GROWTH = {"densenet121": 32, "densenet161": 48, "densenet169": 32}
+
+
+def width_kwargs(arch: str, width: float) -> dict[str, Any]:
+    """timm keyword arguments that scale ``arch``'s channel counts by ``width``."""
+    if width == 1:
+        return {}
+    if not width > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
+    if arch.startswith("densenet"):
+        return {"growth_rate": max(1, round(_GROWTH[arch] * width))}
+    return {"channels": tuple(max(1, round(c * width)) for c in (64, 128, 256, 512))}
+
+
 def build(arch: str, num_classes: int = 1000, in_chans: int = 3, pool: Any = None,
-          where: str = "paper", geometry: str = "paper", **kwargs: Any) -> nn.Module:
-    """One of :data:`ARCHS`, optionally with its pools substituted."""
+          where: str = "paper", geometry: str = "paper", width: float = 1.0,
+          **kwargs: Any) -> nn.Module:
+    """One of :data:`ARCHS`, optionally at reduced ``width`` and with its pools substituted."""
     if arch not in ARCHS:
         raise ValueError(f"unknown ImageNet architecture {arch!r}; one of {ARCHS}")
+    kwargs = {**width_kwargs(arch, width), **kwargs}
     try:
         import timm
     except ImportError:
@@ -75,8 +98,9 @@ def build(arch: str, num_classes: int = 1000, in_chans: int = 3, pool: Any = Non
 
 def _named(arch: str, default_pool: str | None):
     def factory(num_classes: int = 1000, in_chans: int = 3, pool: Any = default_pool,
-                where: str = "paper", geometry: str = "paper", **kwargs: Any) -> nn.Module:
-        return build(arch, num_classes, in_chans, pool, where, geometry, **kwargs)
+                where: str = "paper", geometry: str = "paper", width: float = 1.0,
+                **kwargs: Any) -> nn.Module:
+        return build(arch, num_classes, in_chans, pool, where, geometry, width, **kwargs)
 
     factory.__name__ = arch + ("_softpool" if default_pool else "")
     factory.__doc__ = (f"{arch} (timm, pretrained=False){' with SoftPool' if default_pool else ''}"
