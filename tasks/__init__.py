@@ -29,6 +29,13 @@ _R("loader_bench", "tasks.loader_bench:run",
             "train_model_only_ips", "train_ffcv_vs_model", "train_torch_vs_model",
             "train_tensor_vs_model", "train_ffcv_vs_torch", "items"))
 
+_NTK_DEPTHS = range(2, 17)  # tasks.ntk.METRIC_DEPTHS (kept literal: no torch import here)
+_R("ntk_regression", "tasks.ntk:run", aliases=("ntk",),
+   help="S3Net Fig. 3: NTK regression test MSE of the residual vs the sparse shortcut "
+        "topology at depths K (analytic infinite-width kernels)",
+   metrics=tuple(f"{t}_k{k}" for t in ("residual", "sparse", "margin") for k in _NTK_DEPTHS)
+   + ("min_margin", "sparse_wins", "n_depths"), uses=("dataset",))
+
 
 class TaskFailed(RuntimeError):
     """A run that failed for a reason the task understands (divergence, NaN loss, ...).

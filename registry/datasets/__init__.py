@@ -34,6 +34,9 @@ _R("ucf101", "registry.datasets.video_frames:ucf101", aliases=("ucf_101",),
    help="UCF-101 from extracted frames <root>/.../<class>/<video_id>/*.jpg (+ official splits)")
 _R("hmdb51", "registry.datasets.video_frames:hmdb51", aliases=("hmdb_51",),
    help="HMDB-51 from extracted frames <root>/.../<class>/<video_id>/*.jpg (+ official splits)")
+# tabular (S3Net's NTK regression, Fig. 3)
+_R("boston_housing", "registry.datasets.tabular:boston_housing", aliases=("boston",),
+   help="Boston housing regression (506 x 13), split as S3Net's NTK notebook (455/51)")
 # derived from Fashion-MNIST (mini tier)
 _R("fashion_mnist_64", "registry.datasets.derived:fashion_mnist_64", aliases=("fmnist64",),
    help="Fashion-MNIST resized to 56 and padded to 64x64, 3 channels (ImageNet-family models)")
