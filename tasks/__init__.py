@@ -36,6 +36,13 @@ _R("ntk_regression", "tasks.ntk:run", aliases=("ntk",),
    metrics=tuple(f"{t}_k{k}" for t in ("residual", "sparse", "margin") for k in _NTK_DEPTHS)
    + ("min_margin", "sparse_wins", "n_depths"), uses=("dataset",))
 
+_R("saliency", "tasks.saliency:run", aliases=("fullgrad",),
+   help="train a model (as train_eval), then score its FullGrad saliency maps against known "
+        "object masks: energy share in the mask, deletion/insertion AUC",
+   metrics=("top1", "top1_err", "top5", "top5_err", "test_loss", "train_loss", "epochs",
+            "wall_s", "images_per_s", "best_top1", "params_m", "loc_energy", "loc_gain",
+            "deletion_auc", "insertion_auc", "completeness_err"))
+
 
 class TaskFailed(RuntimeError):
     """A run that failed for a reason the task understands (divergence, NaN loss, ...).

@@ -226,7 +226,15 @@ def load_checkpoint(path: str | None, run_key: str) -> dict[str, Any] | None:
 
 # -- the task ---------------------------------------------------------------------------
 def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
-    p = resolve_params(spec.params)
+    return fit(spec, ctx)[0]
+
+
+def fit(spec: RunSpec, ctx: TaskContext, params: dict[str, Any] | None = None
+        ) -> tuple[TaskResult, nn.Module, Any]:
+    """Train and evaluate; return ``(result, trained model, dataset bundle)`` so that a task
+    measuring something else about the trained model (``tasks/saliency.py``) reuses this
+    loop. ``params`` replaces ``spec.params`` (a caller's own keys removed)."""
+    p = resolve_params(spec.params if params is None else params)
     device = torch.device(ctx.device)
     torch.manual_seed(spec.seed)
 
@@ -341,7 +349,7 @@ def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
     }
     ctx.provenance["selected_epoch"] = pick + 1
     ctx.provenance["pool_paths"] = _pool_paths(model)
-    return TaskResult(metrics=metrics, series=history)
+    return TaskResult(metrics=metrics, series=history), model, bundle
 
 
 def _pool_paths(model: nn.Module) -> dict[str, str]:

@@ -40,6 +40,10 @@ _R("boston_housing", "registry.datasets.tabular:boston_housing", aliases=("bosto
 # derived from Fashion-MNIST (mini tier)
 _R("fashion_mnist_64", "registry.datasets.derived:fashion_mnist_64", aliases=("fmnist64",),
    help="Fashion-MNIST resized to 56 and padded to 64x64, 3 channels (ImageNet-family models)")
+_R("cluttered_fashion", "registry.datasets.derived:cluttered_fashion",
+   aliases=("cluttered_fmnist",),
+   help="Fashion-MNIST items at random positions on a cluttered 32x32 canvas, with object "
+        "masks (saliency localisation)")
 _R("moving_fashion", "registry.datasets.derived:moving_fashion",
    aliases=("moving_fashion_mnist", "moving_fmnist"),
    help="8-frame 64x64 clips of a Fashion-MNIST item drifting and bouncing (video models)")
