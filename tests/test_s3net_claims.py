@@ -45,3 +45,31 @@ def test_ntk_claims_share_one_run():
               and "random-splits" not in c.id]
     assert len(claims) == 15
     assert len(make_plan(claims, "mini").runs) == 1
+
+
+def test_charts_render_the_ntk_run_and_skip_without_data(tmp_path):
+    """The S3Net chart builders: no data -> None; the NTK claim's run -> a PNG."""
+    import pytest
+
+    from dashboard import charts
+    from dashboard.charts import s3net as s3charts
+    from registry.datasets.base import DatasetError
+    from suite import db
+    from suite.specs import TaskContext
+    from tasks import ntk
+
+    claims = _claims()
+    engine = db.connect(f"sqlite:///{tmp_path / 'r.db'}")
+    for name in ("s3net/ntk-mse-by-depth", "s3net/matched-params-accuracy",
+                 "s3net/saliency-scores", "s3net/saliency-examples"):
+        assert charts.CHARTS[name].build(engine, claims) is None
+    spec = make_plan([c for c in claims if c.id == "s3net/ntk/residual-k4"], "mini").runs[0]
+    try:
+        res = ntk.run(spec, TaskContext(device="cpu"))
+    except DatasetError as e:
+        pytest.skip(str(e))
+    db.record_runs(engine, [{"spec": spec.to_dict(), "status": "ok", "metrics": res.metrics,
+                             "series": res.series, "provenance": {}}])
+    path = charts.render(charts.CHARTS["s3net/ntk-mse-by-depth"], engine, claims, tmp_path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert s3charts.TIER == "mini"
