@@ -27,10 +27,10 @@ nox.options.sessions = ["tests"]
 TORCH_PAIR = ("torch==2.14.1", "torchvision==0.29.1")
 VENV = os.environ.get("POOLREPRO_VENV", ".venv")
 PAPERS = ("poolskip", "softpool", "allconv", "s3net")
-# Fashion-MNIST (the mini tier's data), then the build dependencies of the ffcv extra.
-# Fashion-MNIST (mini tier data), PostgreSQL (real-DB tests), FFCV's build dependencies.
+# Fashion-MNIST (mini tier data), PostgreSQL (real-DB tests), FFCV's build dependencies,
+# Chromium and its driver (the dashboard's browser test; selenium never downloads a browser).
 APT_PACKAGES = ("dataset-fashion-mnist", "postgresql", "pkg-config", "libopencv-dev",
-                "libturbojpeg0-dev", "build-essential")
+                "libturbojpeg0-dev", "build-essential", "chromium", "chromium-driver")
 
 
 def _uv_env() -> dict[str, str]:
@@ -161,7 +161,8 @@ def reproduce_all(session: nox.Session) -> None:
 
 @_session()
 def bench(session: nox.Session) -> None:
-    """Kernel and loader benchmarks: ratios against a baseline measured in the same run."""
+    """Kernel and loader benchmarks (ratios against a baseline measured in the same run), and
+    the dashboard's overview render time over a synthetic 10,000-run database."""
     py = install(session)
     args = list(session.posargs) or ["--tier", "mini"]
     session.run(py, "-m", "suite", "run", "--tag", "bench", *args, success_codes=[0, 1],
@@ -169,3 +170,5 @@ def bench(session: nox.Session) -> None:
     tier = args[args.index("--tier") + 1] if "--tier" in args else "mini"
     session.run(py, "-m", "suite", "report", "--tag", "bench", "--tier", tier, "--metrics",
                 external=True)
+    # the dashboard's overview over a synthetic 10,000-run database (target: < 2 s)
+    session.run(py, "-m", "dashboard.bench", external=True)

@@ -12,7 +12,9 @@ _R = TASKS.register
 _R("train_eval", "tasks.train_eval:run", aliases=("train",),
    help="train a model on a dataset, report top1/top5/loss/throughput",
    metrics=("top1", "top1_err", "top5", "top5_err", "test_loss", "train_loss", "epochs",
-            "wall_s", "images_per_s", "best_top1", "params_m"))
+            "wall_s", "images_per_s", "best_top1", "params_m",
+            # with params.val_split (a split held out of the training set) / params.objective
+            "val_top1", "val_top1_err", "val_loss", "best_val_top1", "objective"))
 _R("param_count", "tasks.param_count:run", aliases=("params",),
    help="count parameters (and FLOPs) of a model; deterministic, no data",
    metrics=("params", "params_m", "flops", "gflops"), uses=("model",))

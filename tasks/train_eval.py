@@ -22,11 +22,23 @@ loader             ``auto`` | ``tensor`` | ``torch`` (| ``ffcv`` when installed)
 init               ``default`` (the model's own), ``kaiming_normal`` (He et al. 2015,
                    fan-in, ReLU gain; biases 0) or ``xavier`` (Glorot uniform) for every
                    conv/linear weight — deep nets without BN (All-CNN) need one of these
+val_split          hold out part of the *training* set for validation: a fraction in
+                   (0, 1) or a count of items; class-balanced and fixed by ``val_seed``
+                   (default 0), so every seed and every tuning trial sees the same split.
+                   The model trains on the rest. 0 (default) = no validation split.
+objective          ``val_top1``, ``val_top1_err`` or ``val_loss``: the metric a tuner
+                   optimises, reported as ``objective`` (final and per epoch). It can only
+                   name a validation metric (needs ``val_split``): the test set never
+                   tunes anything.
 =================  =====================================================================
 
 Metrics: ``top1``/``top5`` accuracy and ``top1_err``/``top5_err`` in %, ``test_loss``,
 ``train_loss``, ``wall_s``, ``images_per_s`` (training only), ``params_m``. Per-epoch series:
-``train_loss``, ``test_top1``, ``test_loss``, ``lr``.
+``train_loss``, ``test_top1``, ``test_loss``, ``lr``. With ``val_split``: metrics
+``val_top1``, ``val_top1_err``, ``val_loss`` (at the selected epoch, like ``top1``) and
+``best_val_top1``; series ``val_top1``, ``val_loss``; with ``objective`` also metric and
+series ``objective``. The per-epoch ``PROGRESS`` lines carry the validation metrics and the
+objective, which is what a tuner's pruner sees (``suite/sweep.py``).
 
 A non-finite or exploding loss stops the run with :class:`tasks.TaskFailed`, recorded as an
 ``error`` row naming the epoch, step and learning rate. Each epoch is checkpointed (atomic
@@ -45,7 +57,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import registry
-from suite.specs import RunSpec, TaskContext, TaskResult
+from registry.datasets.base import holdout
+from suite.specs import RunSpec, TaskContext, TaskResult, short_hash
 from tasks import TaskFailed
 from tasks.augment import AugmentSpec, augment_batch, normalize
 
@@ -55,8 +68,10 @@ DEFAULTS: dict[str, Any] = {
     "milestones": [], "gamma": 0.1, "warmup_epochs": 0, "label_smoothing": 0.0,
     "augment": {}, "amp": "auto", "channels_last": "auto", "compile": False,
     "grad_clip": None, "select": "last", "loader": "auto", "max_loss": 1e4,
-    "num_workers": 0, "init": "default",
+    "num_workers": 0, "init": "default", "val_split": 0, "val_seed": 0, "objective": None,
 }
+#: What ``params.objective`` may name: validation metrics only, never a test-set metric.
+OBJECTIVES = ("val_top1", "val_top1_err", "val_loss")
 
 
 def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +95,29 @@ def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
                              f"{', '.join(repr(a) for a in allowed)}")
     if not isinstance(p["epochs"], int) or p["epochs"] < 1:
         raise ValueError(f"params.epochs must be an integer ≥ 1, got {p['epochs']!r}")
+    vs = p["val_split"]
+    if isinstance(vs, bool) or not isinstance(vs, (int, float)) or vs < 0 or (
+            isinstance(vs, float) and vs >= 1):
+        raise ValueError(f"params.val_split must be a fraction in (0, 1), a count of training "
+                         f"items, or 0 for none; got {vs!r}")
+    if p["objective"] is not None:
+        if p["objective"] not in OBJECTIVES:
+            raise ValueError(f"params.objective = {p['objective']!r} is not one of "
+                             f"{', '.join(OBJECTIVES)}: a tuning objective is always measured "
+                             f"on the held-out validation split, never on the test set")
+        if not vs:
+            raise ValueError("params.objective needs params.val_split (e.g. 0.1): the tuning "
+                             "metric comes from a split held out of the training set")
     return p
+
+
+def val_count(val_split: int | float, n_train: int) -> int:
+    """Items to hold out: ``val_split`` as a fraction of ``n_train`` or as a count."""
+    n = round(val_split * n_train) if isinstance(val_split, float) else int(val_split)
+    if not 0 < n < n_train:
+        raise ValueError(f"params.val_split = {val_split!r} holds out {n} of {n_train} training "
+                         f"items; it must leave at least one on each side")
+    return n
 
 
 # -- data --------------------------------------------------------------------------------
@@ -257,10 +294,21 @@ def fit(spec: RunSpec, ctx: TaskContext, params: dict[str, Any] | None = None
                            "dataset": bundle.provenance})
     fwd = torch.compile(model) if p["compile"] else model
 
+    train_split, val_loader = bundle.train, None
+    if p["val_split"]:  # carved from the training set; the test split is never touched
+        n_val = val_count(p["val_split"], len(bundle.train))
+        train_split, val_data, held = holdout(bundle.train, n_val, int(p["val_seed"]),
+                                               bundle.num_classes)
+        ctx.provenance["validation"] = {
+            "from": "train", "n": n_val, "train_n": len(train_split), "seed": p["val_seed"],
+            "indices_sha": short_hash(held)}
+
     aug = AugmentSpec.from_params(p)
-    train_loader = make_loader(bundle.train, p["batch_size"], True, spec.seed, p, ctx,
-                               drop_last=len(bundle.train) >= 2 * p["batch_size"])
+    train_loader = make_loader(train_split, p["batch_size"], True, spec.seed, p, ctx,
+                               drop_last=len(train_split) >= 2 * p["batch_size"])
     test_loader = make_loader(bundle.test, p["eval_batch_size"], False, 0, p, ctx)
+    if p["val_split"]:
+        val_loader = make_loader(val_data, p["eval_batch_size"], False, 0, p, ctx)
     steps = len(train_loader)
     opt = make_optimizer(model, p)
     g_aug = torch.Generator(device="cpu").manual_seed(spec.seed + 7919)
@@ -320,9 +368,18 @@ def fit(spec: RunSpec, ctx: TaskContext, params: dict[str, Any] | None = None
         history["test_loss"].append(last_eval["test_loss"])
         history["lr"].append(lr)
         history.setdefault("test_top5", []).append(last_eval["top5"])
+        progress = {"train_loss": history["train_loss"][-1], "top1": last_eval["top1"]}
+        if val_loader is not None:
+            v = evaluate(fwd, val_loader, bundle, device, amp_dtype, fmt)
+            history.setdefault("val_top1", []).append(v["top1"])
+            history.setdefault("val_loss", []).append(v["test_loss"])
+            progress.update(val_top1=v["top1"], val_loss=v["test_loss"])
+            if p["objective"]:
+                value = _val_metrics(history, len(history["val_top1"]) - 1)[p["objective"]]
+                history.setdefault("objective", []).append(value)
+                progress["objective"] = value
         if ctx.report:
-            ctx.report(epoch + 1, p["epochs"], {"train_loss": history["train_loss"][-1],
-                                                "top1": last_eval["top1"]})
+            ctx.report(epoch + 1, p["epochs"], progress)
         if ctx.checkpoint_path:
             save_checkpoint(ctx.checkpoint_path, {
                 "run_key": spec.run_key, "epoch": epoch + 1, "model": model.state_dict(),
@@ -347,9 +404,19 @@ def fit(spec: RunSpec, ctx: TaskContext, params: dict[str, Any] | None = None
         "wall_s": train_time, "images_per_s": n_seen / train_time if train_time else 0.0,
         "params_m": params_m,
     }
+    if "val_top1" in history:
+        metrics.update(_val_metrics(history, pick), best_val_top1=max(history["val_top1"]))
+        if p["objective"]:
+            metrics["objective"] = history["objective"][pick]
     ctx.provenance["selected_epoch"] = pick + 1
     ctx.provenance["pool_paths"] = _pool_paths(model)
     return TaskResult(metrics=metrics, series=history), model, bundle
+
+
+def _val_metrics(history: dict[str, list[float]], i: int) -> dict[str, float]:
+    """The validation metrics of epoch ``i`` (what ``params.objective`` can name)."""
+    top1 = history["val_top1"][i]
+    return {"val_top1": top1, "val_top1_err": 100.0 - top1, "val_loss": history["val_loss"][i]}
 
 
 def _pool_paths(model: nn.Module) -> dict[str, str]:

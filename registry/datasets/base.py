@@ -117,6 +117,40 @@ def balanced_subset(split: Split, n: int | None, seed: int, num_classes: int) ->
     return Split(split.x[idx].contiguous(), split.y[idx].contiguous())
 
 
+def split_labels(split: Split) -> list[int]:
+    """The label of every item of ``split``, in order (item datasets expose ``targets``)."""
+    if split.in_memory:
+        return split.y.tolist()
+    ds = split.dataset
+    if isinstance(ds, torch.utils.data.Subset):
+        inner = split_labels(Split(None, None, ds.dataset))
+        return [inner[i] for i in ds.indices]
+    targets = getattr(ds, "targets", None)
+    if targets is None:
+        raise DatasetError(f"{type(ds).__name__} exposes no `targets`, so a class-balanced "
+                           f"held-out split cannot be drawn from it")
+    return [int(t) for t in targets]
+
+
+def holdout(split: Split, n: int, seed: int, num_classes: int
+            ) -> tuple[Split, Split, list[int]]:
+    """Split ``split`` into ``(rest, held_out, held_indices)``: ``n`` class-balanced, seeded
+    items held out (e.g. a validation split carved from the training set) and the rest in
+    their original order. The two parts are disjoint and together are the whole split."""
+    if not 0 < n < len(split):
+        raise DatasetError(f"a held-out split needs 0 < n < {len(split)} items, got {n}")
+    held = balanced_indices(split_labels(split), n, seed, num_classes)
+    chosen = set(held)
+    rest = [i for i in range(len(split)) if i not in chosen]
+    if split.in_memory:
+        r, h = torch.tensor(rest), torch.tensor(held)
+        return (Split(split.x[r].contiguous(), split.y[r].contiguous()),
+                Split(split.x[h].contiguous(), split.y[h].contiguous()), held)
+    subset = torch.utils.data.Subset
+    return (Split(None, None, subset(split.dataset, rest)),
+            Split(None, None, subset(split.dataset, held)), held)
+
+
 def check_count(name: str, split: str, got: int, expected: int, allow_partial: bool) -> None:
     if got != expected and not allow_partial:
         raise DatasetError(
