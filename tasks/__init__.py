@@ -58,6 +58,20 @@ _R("loader_bench", "tasks.loader_bench:run",
             "train_repeats"),
    exclusive=True)
 
+_NTK_DEPTHS = range(2, 17)  # tasks.ntk.METRIC_DEPTHS (kept literal: no torch import here)
+_R("ntk_regression", "tasks.ntk:run", aliases=("ntk",),
+   help="S3Net Fig. 3: NTK regression test MSE of the residual vs the sparse shortcut "
+        "topology at depths K (analytic infinite-width kernels)",
+   metrics=tuple(f"{t}_k{k}" for t in ("residual", "sparse", "margin") for k in _NTK_DEPTHS)
+   + ("min_margin", "sparse_wins", "n_depths"), uses=("dataset",))
+
+_R("saliency", "tasks.saliency:run", aliases=("fullgrad",),
+   help="train a model (as train_eval), then score its FullGrad saliency maps against known "
+        "object masks: energy share in the mask, deletion/insertion AUC",
+   metrics=("top1", "top1_err", "top5", "top5_err", "test_loss", "train_loss", "epochs",
+            "wall_s", "images_per_s", "best_top1", "params_m", "loc_energy", "loc_gain",
+            "deletion_auc", "insertion_auc", "completeness_err"))
+
 
 class TaskFailed(RuntimeError):
     """A run that failed for a reason the task understands (divergence, NaN loss, ...).

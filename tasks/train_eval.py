@@ -273,7 +273,15 @@ def load_checkpoint(path: str | None, run_key: str) -> dict[str, Any] | None:
 
 # -- the task ---------------------------------------------------------------------------
 def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
-    p = resolve_params(spec.params)
+    return fit(spec, ctx)[0]
+
+
+def fit(spec: RunSpec, ctx: TaskContext, params: dict[str, Any] | None = None
+        ) -> tuple[TaskResult, nn.Module, Any]:
+    """Train and evaluate; return ``(result, trained model, dataset bundle)`` so that a task
+    measuring something else about the trained model (``tasks/saliency.py``) reuses this
+    loop. ``params`` replaces ``spec.params`` (a caller's own keys removed)."""
+    p = resolve_params(spec.params if params is None else params)
     device = torch.device(ctx.device)
     torch.manual_seed(spec.seed)
 
@@ -424,7 +432,7 @@ def run(spec: RunSpec, ctx: TaskContext) -> TaskResult:
         result.metrics.update(m)
         result.series.update(s)
         result.artifacts.update(a)
-    return result
+    return result, model, bundle
 
 
 def _val_metrics(history: dict[str, list[float]], i: int) -> dict[str, float]:

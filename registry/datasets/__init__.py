@@ -42,12 +42,19 @@ _R("ucf101", "registry.datasets.video_frames:ucf101", aliases=("ucf_101",),
    help="UCF-101 from extracted frames <root>/.../<class>/<video_id>/*.jpg (+ official splits)")
 _R("hmdb51", "registry.datasets.video_frames:hmdb51", aliases=("hmdb_51",),
    help="HMDB-51 from extracted frames <root>/.../<class>/<video_id>/*.jpg (+ official splits)")
+# tabular (S3Net's NTK regression, Fig. 3)
+_R("boston_housing", "registry.datasets.tabular:boston_housing", aliases=("boston",),
+   help="Boston housing regression (506 x 13), split as S3Net's NTK notebook (455/51)")
 # derived from Fashion-MNIST (mini tier)
 _R("fashion_mnist_64", "registry.datasets.derived:fashion_mnist_64", aliases=("fmnist64",),
    help="Fashion-MNIST resized to 56 and padded to 64x64, 3 channels (ImageNet-family models)")
 _R("fashion_mnist_16", "registry.datasets.derived:fashion_mnist_16", aliases=("fmnist16",),
    help="Fashion-MNIST downsized to 16x16 (antialiased), 1 channel (thin-ResNet depth curves)",
    train_items=60_000)
+_R("cluttered_fashion", "registry.datasets.derived:cluttered_fashion",
+   aliases=("cluttered_fmnist",),
+   help="Fashion-MNIST items at random positions on a cluttered 32x32 canvas, with object "
+        "masks (saliency localisation)")
 _R("moving_fashion", "registry.datasets.derived:moving_fashion",
    aliases=("moving_fashion_mnist", "moving_fmnist"),
    help="8-frame 64x64 clips of a Fashion-MNIST item drifting and bouncing (video models)")

@@ -14,6 +14,10 @@ the same tensors, bit for bit.
   28×28, so thin CIFAR ResNets cost a third as much per image: the PoolSkip depth curve's
   mini form (many depths × arms × seeds on 2 CPU cores). mean/std measured over the 60k
   resized training images.
+* ``cluttered_fashion`` — one Fashion-MNIST item (resized to 20×20) at a random position on
+  a 32×32 canvas cluttered with fragments of other items, plus each item's object mask
+  (:func:`render_cluttered`): the ground truth of S3Net's saliency-map claim
+  (``tasks/saliency.py``).
 * ``moving_fashion`` — short clips of one Fashion-MNIST item drifting across a blank canvas,
   Moving-MNIST style: uint8 ``[N, 3, T, S, S]`` (default ``T = 8``, ``S = 64``). Each clip's
   start position (uniform over the canvas) and velocity (uniform direction, speed 2–5 px per
@@ -28,6 +32,7 @@ analytically for the fraction of the canvas an item covers (approximate).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -154,4 +159,82 @@ def moving_fashion(root: str | None = None, train_subset: int | None = 10_000,
         provenance={**base.provenance, "base": "fashion_mnist",
                     "derived": f"{frames} frames, {size}x{size} canvas, linear motion 2-5 px/"
                                f"frame with bounces, seed {seed}"},
+    )
+
+
+@dataclass
+class MaskedSplit(Split):
+    """A split that also carries each item's object mask (bool ``[N, H, W]``)."""
+
+    mask: torch.Tensor | None = None
+
+
+def render_cluttered(items: torch.Tensor, size: int, item_size: int, n_clutter: int,
+                     clutter_size: int, g: torch.Generator
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 ``[N, 1, 28, 28]`` items → (uint8 canvases ``[N, 1, size, size]``, bool object
+    masks ``[N, size, size]``).
+
+    Cluttered-MNIST style (Mnih, Heess, Graves, Kavukcuoglu, *Recurrent Models of Visual
+    Attention*, NeurIPS 2014, Sec. 4.1): each item, resized to ``item_size`` (bilinear,
+    antialiased), lands at a uniformly random position; ``n_clutter`` fragments
+    (``clutter_size`` squares cropped at random from *other* random items of the same set)
+    land at uniformly random positions first, and the item is composited over them with a
+    pixel-wise maximum. The mask is the item's own silhouette (its pixels > 0 after resizing).
+    """
+    n = items.shape[0]
+    if not 0 < item_size <= size or not 0 < clutter_size <= 28:
+        raise DatasetError(f"need 0 < item_size ≤ size and 0 < clutter_size ≤ 28, got "
+                           f"item_size={item_size}, size={size}, clutter_size={clutter_size}")
+    small = F.interpolate(items.float(), size=(item_size, item_size), mode="bilinear",
+                          align_corners=False, antialias=True).round_().clamp_(0, 255)
+    small = small.to(torch.uint8)[:, 0]
+    canvas = torch.zeros(n, size, size, dtype=torch.uint8)
+    src = items[:, 0]
+    for _ in range(n_clutter):
+        donor = torch.randint(0, n, (n,), generator=g)
+        cy, cx = (torch.randint(0, 28 - clutter_size + 1, (2, n), generator=g))
+        py, px = (torch.randint(0, size - clutter_size + 1, (2, n), generator=g))
+        ar = torch.arange(clutter_size)
+        frag = src[donor[:, None, None], (cy[:, None] + ar)[:, :, None],
+                   (cx[:, None] + ar)[:, None, :]]
+        rows, cols = (py[:, None] + ar)[:, :, None], (px[:, None] + ar)[:, None, :]
+        idx = torch.arange(n)[:, None, None]
+        canvas[idx, rows, cols] = torch.maximum(canvas[idx, rows, cols], frag)
+    py, px = torch.randint(0, size - item_size + 1, (2, n), generator=g)
+    ar = torch.arange(item_size)
+    rows, cols = (py[:, None] + ar)[:, :, None], (px[:, None] + ar)[:, None, :]
+    idx = torch.arange(n)[:, None, None]
+    canvas[idx, rows, cols] = torch.maximum(canvas[idx, rows, cols], small)
+    mask = torch.zeros(n, size, size, dtype=torch.bool)
+    mask[idx, rows, cols] = small > 0
+    return canvas.unsqueeze(1), mask
+
+
+def cluttered_fashion(root: str | None = None, train_subset: int | None = 10_000,
+                      test_subset: int | None = 2_000, seed: int = 0, verify: bool = True,
+                      size: int = 32, item_size: int = 20, n_clutter: int = 4,
+                      clutter_size: int = 8, channels: int = 3) -> DataBundle:
+    """Fashion-MNIST items at random positions on a cluttered ``size``×``size`` canvas, with
+    each item's object mask (``test.mask``; ``train.mask`` too), for saliency-map
+    localisation scores (:mod:`tasks.saliency`). Label = the item's class. Defaults to
+    class-balanced subsets of 10,000 / 2,000 items."""
+    base = fashion_mnist(root, train_subset, test_subset, seed, verify)
+
+    def make(s: Split, offset: int) -> MaskedSplit:
+        g = torch.Generator().manual_seed(2_000_003 * (seed + 1) + offset)
+        x, mask = render_cluttered(s.x, size, item_size, n_clutter, clutter_size, g)
+        return MaskedSplit(x.expand(-1, channels, -1, -1), s.y, mask=mask)
+
+    train, test = make(base.train, 0), make(base.test, 1)
+    m = train.x[:, 0].float() / 255
+    mean, std = round(float(m.mean()), 4), round(float(m.std()), 4)
+    return DataBundle(
+        name="cluttered_fashion", num_classes=10, in_chans=channels, input_size=(size, size),
+        mean=(mean,) * channels, std=(std,) * channels, train=train, test=test,
+        provenance={**base.provenance, "base": "fashion_mnist",
+                    "derived": f"item resized to {item_size} at a random position on a "
+                               f"{size}x{size} canvas with {n_clutter} {clutter_size}x"
+                               f"{clutter_size} fragments of other items, seed {seed}",
+                    "object_fraction": round(float(test.mask.float().mean()), 4)},
     )

@@ -19,6 +19,8 @@ Families and naming (see each module's docstring for the paper and table):
 * ``allcnn``         — Springenberg et al.'s 12 nets: ``allcnn_model_{a,b,c}``,
   ``strided_cnn_*``, ``convpool_cnn_*``, ``all_cnn_*`` (``allcnn`` takes model/variant).
 * ``s3net`` / ``cifar_densenet`` — S3Net (CIFAR and ImageNet forms) and its DenseNet baselines.
+* ``tiny_baselines`` — S3Net's Table IV TinyImageNet baselines that timm builds
+  (``mobilenetv2``, ``efficientnet_b0``, ``ghostnet``, ``se_resnet50``).
 * ``imagenet``       — timm ``resnet18`` … ``wide_resnet50_2`` (plain names = ImageNet models)
   and their ``*_softpool`` versions.
 * ``video``          — torchvision ``r3d_18``, ``mc3_18``, ``r2plus1d_18`` [``_softpool``].
@@ -108,13 +110,17 @@ _R("s3net_cifar", f"{_M}:s3net_cifar", aliases=("s3net",),
 _R("s3net_imagenet", f"{_M}:s3net_imagenet",
    help="S3Net, ImageNet DenseNet-BC skeleton, growth_rate= block_config=", family="s3net",
    input_size=_IMNET, paper="s3net")
-for _k, _dd in ((12, 40), (24, 40), (40, 40), (64, 40), (64, 70)):
+for _k, _dd in ((12, 40), (24, 40), (40, 40), (64, 40), (64, 70), (16, 22), (9, 22)):
     _R(f"s3net_k{_k}_d{_dd}", f"{_M}:s3net_k{_k}_d{_dd}", aliases=(f"s3net_{_dd}_k{_k}",),
-       help=f"S3Net k={_k} depth {_dd}, CIFAR (Table III)", family="s3net",
+       help=f"S3Net k={_k} depth {_dd}, CIFAR ("
+            + ("Table III)" if _dd != 22 else "mini-tier arm)"), family="s3net",
        input_size=_CIFAR, paper="s3net")
 _R("s3net_k96_d45", f"{_M}:s3net_k96_d45", aliases=("s3net_imagenet_k96",),
    help="S3Net k=96 depth 45, ImageNet (Table V; authors' s3net_new1)", family="s3net",
    input_size=_IMNET, paper="s3net")
+_R("s3net_tiny_k96_d41", f"{_M}:s3net_tiny_k96_d41", aliases=("s3net_k96_d41",),
+   help="S3Net k=96 depth 41, TinyImageNet (Table IV; code absent: S3Net B's skeleton, k=96)",
+   family="s3net", input_size=_IMNET, paper="s3net")
 _R("s3net_tiny_k108_d41", f"{_M}:s3net_tiny_k108_d41", aliases=("s3net_b_k108_d41", "s3net_b"),
    help="S3Net B k=108 depth 41, TinyImageNet at 224px (Table IV; authors' s3net_new)",
    family="s3net", input_size=_IMNET, paper="s3net")
@@ -126,9 +132,20 @@ for _name, _al, _h in (
         ("densenet40_k12", "densenet_k12_d40", "DenseNet k=12 depth 40 (Huang et al. Table 2)"),
         ("densenet100_k12", "densenet_k12_d100", "DenseNet k=12 depth 100"),
         ("densenet100_k24", "densenet_k24_d100", "DenseNet k=24 depth 100"),
-        ("densenet_bc100_k12", "densenet_bc_k12_d100", "DenseNet-BC k=12 depth 100")):
+        ("densenet_bc100_k12", "densenet_bc_k12_d100", "DenseNet-BC k=12 depth 100"),
+        ("densenet22_k9", "densenet_k9_d22", "DenseNet k=9 depth 22 (mini-tier arm)")):
     _R(_name, f"{_M}:{_name}", aliases=(_al,), help=f"{_h}, CIFAR (S3Net Table III baseline)",
        family="cifar_densenet", input_size=_CIFAR, paper="s3net")
+
+# --- S3Net Table IV baselines re-trained by the S3Net authors (timm builds) -------------
+_M = "registry.models.tiny_baselines"
+for _name, _al, _h in (("mobilenetv2", ("mobilenet_v2",), "MobileNetV2"),
+                       ("efficientnet_b0", ("effnet_b0",), "EfficientNet-B0"),
+                       ("ghostnet", ("ghost_net",), "GhostNet 1.0x"),
+                       ("se_resnet50", ("seresnet50", "se_net"), "SE-ResNet-50")):
+    _R(_name, f"{_M}:{_name}", aliases=_al,
+       help=f"{_h} (timm, pretrained=False), S3Net Table IV TinyImageNet baseline",
+       family="tiny_baselines", input_size=_IMNET, paper="s3net")
 
 # --- ImageNet CNNs with SoftPool substitution (Stergiou et al., ICCV 2021) -----------------
 _M = "registry.models.imagenet"

@@ -1,0 +1,156 @@
+"""S3Net charts (Fan et al., arXiv 1811.09003): the NTK expressibility curve (Fig. 3) beside
+the paper's values, the matched-parameter accuracy grid and the FullGrad saliency scores of
+the mini tier, and example saliency maps (the runs' PNG artifacts).
+
+Every chart reads the mini-tier runs of the claims named here (their run keys come from the
+plan, so a chart shows exactly what the verdicts were computed from).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+from dashboard.charts import chart
+
+TIER = "mini"
+GRID_CLAIMS = ("s3net/c100/k24_d40-vs-densenet-k12", "s3net/c100/k24_d40-vs-resnet56",
+               "s3net/c100/k12_d40-vs-densenet")
+ARM_LABELS = {"s3net_k16_d22": "S3Net k=16 (0.154M)", "densenet22_k9": "DenseNet k=9 (0.161M)",
+              "cifar_resnet20": "ResNet-20 ×0.75 (0.154M)", "s3net_k9_d22": "S3Net k=9 (0.058M)"}
+ARM_ORDER = list(ARM_LABELS.values())
+PAPER_FIG3 = "s3net/figure-3-ntk-expressibility/ntk-regression-task-from-repo"
+
+
+def _runs(engine, claims: list, ids: tuple[str, ...]) -> list[Any]:
+    """The stored ok runs of the given claims at the mini tier (shared runs once)."""
+    from suite import db
+    from suite.plan import make_plan
+
+    chosen = [c for c in claims if c.id in ids]
+    keys = [r.run_key for r in make_plan(chosen, TIER).runs]
+    return [r for r in db.runs_by_key(engine, keys).values() if r.status == "ok"]
+
+
+def _t95(n: int) -> float:
+    from suite.verdict import t975
+
+    return t975(n - 1) if n > 1 else math.nan
+
+
+def _mean_ci(df: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
+    g = df.groupby(by)[value].agg(["mean", "std", "count"]).reset_index()
+    g["half"] = [_t95(int(n)) * s / math.sqrt(n) if n > 1 else 0.0
+                 for s, n in zip(g["std"], g["count"], strict=True)]
+    g["lo"], g["hi"] = g["mean"] - g["half"], g["mean"] + g["half"]
+    return g
+
+
+@chart("s3net/ntk-mse-by-depth", title="S3Net Fig. 3: NTK regression test MSE vs depth K")
+def ntk_mse(engine, claims):
+    from registry.published import by_ref
+
+    runs = _runs(engine, claims, ("s3net/ntk/residual-k4",))
+    if not runs:
+        return None
+    r = runs[0]
+    m = r.metric_dict()
+    rows = []
+    for k in range(4, 11):
+        for topo, name, label in (("residual", "residual", "residual"),
+                                  ("sparse", "proposed-sparse-shortcut", "sparse shortcut")):
+            if f"{topo}_k{k}" in m:
+                rows.append({"K": k, "MSE / n_test": m[f"{topo}_k{k}"], "topology": label,
+                             "source": "measured (this suite)"})
+            ref = by_ref().get(f"{PAPER_FIG3}/{name}-k{k}/test-mse")
+            if ref:
+                rows.append({"K": k, "MSE / n_test": ref["value"], "topology": label,
+                             "source": "paper (Fig. 3)"})
+    df = pd.DataFrame(rows)
+    return alt.Chart(df, title="NTK regression on Boston housing (notebook split)").mark_line(
+        point=True).encode(
+        x=alt.X("K:O", title="depth K", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("MSE / n_test:Q", scale=alt.Scale(zero=False)),
+        color=alt.Color("topology:N"),
+        strokeDash=alt.StrokeDash("source:N", legend=alt.Legend(symbolType="stroke",
+                                                                 symbolStrokeWidth=2)),
+        tooltip=["K", "topology", "source", alt.Tooltip("MSE / n_test:Q", format=".4f")],
+    ).properties(width=420, height=260)
+
+
+def _grid_frame(engine, claims) -> pd.DataFrame | None:
+    runs = _runs(engine, claims, GRID_CLAIMS)
+    if not runs:
+        return None
+    rows = []
+    for r in runs:
+        m = r.metric_dict()
+        rows.append({"arm": ARM_LABELS.get(r.model, r.model), "seed": r.seed,
+                     **{k: m.get(k) for k in ("top1", "loc_energy", "loc_gain",
+                                              "deletion_auc", "insertion_auc", "params_m")}})
+    return pd.DataFrame(rows)
+
+
+def _points_and_ci(df: pd.DataFrame, value: str, title: str) -> alt.LayerChart:
+    ci = _mean_ci(df, ["arm"], value)
+    x = alt.X("arm:N", sort=ARM_ORDER, title=None, axis=alt.Axis(labelAngle=-20))
+    pts = alt.Chart(df).mark_circle(size=40, opacity=0.6).encode(
+        x=x, y=alt.Y(f"{value}:Q", title=title, scale=alt.Scale(zero=False)),
+        tooltip=["arm", "seed", alt.Tooltip(f"{value}:Q", format=".4f")])
+    bars = alt.Chart(ci).mark_errorbar(color="black").encode(
+        x=x, y=alt.Y("lo:Q", title=title), y2="hi:Q")
+    mean = alt.Chart(ci).mark_tick(color="black", thickness=2, size=18).encode(
+        x=x, y="mean:Q")
+    return (pts + bars + mean).properties(width=260, height=220)
+
+
+@chart("s3net/matched-params-accuracy",
+       title="S3Net vs DenseNet vs ResNet at matched parameters (mini: cluttered Fashion-MNIST)")
+def matched_accuracy(engine, claims):
+    df = _grid_frame(engine, claims)
+    if df is None:
+        return None
+    return _points_and_ci(df, "top1", "test top-1 (%)").properties(
+        title="Test accuracy per seed; mean and 95% t-interval")
+
+
+@chart("s3net/saliency-scores",
+       title="FullGrad saliency scores by model (mini: cluttered Fashion-MNIST)")
+def saliency_scores(engine, claims):
+    df = _grid_frame(engine, claims)
+    if df is None:
+        return None
+    return alt.hconcat(
+        _points_and_ci(df, "loc_energy", "energy share in object mask ↑"),
+        _points_and_ci(df, "deletion_auc", "deletion AUC ↓"),
+        _points_and_ci(df, "insertion_auc", "insertion AUC ↑"),
+    ).properties(title="FullGrad scores per seed; mean and 95% t-interval")
+
+
+@chart("s3net/saliency-examples", title="FullGrad maps of the three matched models (seed 0)")
+def saliency_examples(engine, claims):
+    import base64
+
+    runs = {r.model: r for r in _runs(engine, claims, GRID_CLAIMS) if r.seed == 0}
+    panels = []
+    for model in ("s3net_k16_d22", "densenet22_k9", "cifar_resnet20"):
+        r = runs.get(model)
+        art = {a.name: a.value() for a in r.artifacts} if r else {}
+        png = art.get("saliency_png")
+        if not png:
+            continue
+        url = "data:image/png;base64," + png["data_b64"]
+        raw = base64.b64decode(png["data_b64"])
+        w, h = int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+        scale = 900 / w
+        df = pd.DataFrame([{"x": 0, "y": 0, "url": url}])
+        panels.append(alt.Chart(df, title=ARM_LABELS[model]).mark_image(
+            width=900, height=h * scale).encode(
+            x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), url="url:N").properties(
+            width=900, height=h * scale))
+    if not panels:
+        return None
+    return alt.vconcat(*panels).configure_view(strokeWidth=0)
