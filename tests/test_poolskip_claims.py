@@ -164,3 +164,48 @@ def test_poolskip_charts_render_from_the_runs(smoke_db, tmp_path, monkeypatch):
                  "poolskip/table4"):
         path = charts.render(specs[name], engine, all_claims, tmp_path)
         assert path is not None and path.read_bytes()[:4] == b"\x89PNG", name
+
+
+def _readme_section() -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index("## PoolSkip: claim families and what was found")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def test_readme_section_figures_are_committed_poolskip_charts():
+    """Every figure the README's PoolSkip section shows is a registered poolskip chart's PNG
+    (so `python -m dashboard.charts --only 'poolskip/*'` regenerates it) and exists."""
+    import re
+
+    from dashboard import charts
+
+    section = _readme_section()
+    shown = re.findall(r"!\[[^\]]*\]\((dashboard/figures/[^)]+)\)", section)
+    assert {"dashboard/figures/poolskip__depth-curve.png",
+            "dashboard/figures/poolskip__layers.png"} <= set(shown)
+    files = {f"dashboard/figures/{s.filename}" for n, s in charts.load_all().items()
+             if n.startswith("poolskip/")}
+    for path in shown:
+        assert path in files, f"{path} is not rendered by a poolskip/* chart"
+        assert (REPO / path).read_bytes()[:4] == b"\x89PNG", path
+
+
+def test_readme_section_names_only_existing_claims(claims):
+    import fnmatch
+    import re
+
+    named = set(re.findall(r"`(poolskip/[A-Za-z0-9_./{},*-]+)`", _readme_section()))
+    assert named, "the section names its claims"
+    for pattern in named:
+        # expand {a,b} alternatives, then match as a glob against the claim ids
+        alts = [pattern]
+        while any("{" in a for a in alts):
+            a = next(a for a in alts if "{" in a)
+            pre, rest = a.split("{", 1)
+            body, post = rest.split("}", 1)
+            alts.remove(a)
+            alts += [pre + b + post for b in body.split(",")]
+        for a in alts:
+            assert fnmatch.filter(claims, a) or fnmatch.filter(claims, a + "/*"), (
+                f"README names {a!r}, which matches no PoolSkip claim")
