@@ -19,6 +19,7 @@ from suite.specs import VERDICTS
 VERDICT_COLORS = {
     "reproduced": "#1a7f37", "not reproduced": "#cf222e", "inconclusive": "#bf8700",
     "pending": "#6e7781", "error": "#8250df", "skipped": "#afb8c1",
+    "n/a": "#d0d7de",  # no form at this tier (suite.specs.VERDICTS)
 }
 ARM_COLORS = {"treatment": "#0969da", "baseline": "#8c959f",
               "Δ (treatment − baseline)": "#24292f"}

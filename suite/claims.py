@@ -318,6 +318,17 @@ def parse_claims(raw: dict[str, Any], path: str = "tasks.toml") -> tuple[dict[st
     return cat.papers, cat.claims
 
 
+def _check_paper_source(chk, where: str, table: dict, papers) -> None:
+    """A claim's or context entry's required ``paper`` (a known ``[papers.X]``) and ``source``."""
+    for req in ("paper", "source"):
+        if not isinstance(table.get(req), str):
+            chk.add(where, req, "is required")
+    if isinstance(table.get("paper"), str) and table["paper"] not in papers:
+        hint = did_you_mean(table["paper"], list(papers))
+        extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+        chk.add(where, "paper", f"no [papers.{table['paper']}] table.{extra}")
+
+
 def parse_catalog(raw: dict[str, Any], path: str = "tasks.toml") -> Catalog:
     chk = _Checker()
     chk.keys("file", "", raw, TOP_LEVEL)
@@ -390,13 +401,7 @@ def parse_catalog(raw: dict[str, Any], path: str = "tasks.toml") -> Catalog:
         c = resolved(cid)
         c.pop("extends", None)
         where = f"claim '{cid}'"
-        for req in ("paper", "source"):
-            if not isinstance(c.get(req), str):
-                chk.add(where, req, "is required")
-        if isinstance(c.get("paper"), str) and c["paper"] not in papers:
-            hint = did_you_mean(c["paper"], list(papers))
-            extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
-            chk.add(where, "paper", f"no [papers.{c['paper']}] table.{extra}")
+        _check_paper_source(chk, where, c, papers)
         published = c.get("published") or {}
         if isinstance(published, dict):
             chk.keys(where, "published.", published, PUBLISHED_FIELDS)
@@ -486,13 +491,7 @@ def _parse_context(chk: _Checker, raw: Any, papers: dict[str, Paper],
         if cid in seen or cid in claim_ids:
             chk.add(where, "id", "duplicate id; claim and context ids must be unique")
         seen.add(cid)
-        for req in ("paper", "source"):
-            if not isinstance(e.get(req), str):
-                chk.add(where, req, "is required")
-        if isinstance(e.get("paper"), str) and e["paper"] not in papers:
-            hint = did_you_mean(e["paper"], list(papers))
-            extra = f" Did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
-            chk.add(where, "paper", f"no [papers.{e['paper']}] table.{extra}")
+        _check_paper_source(chk, where, e, papers)
         refs = ([e["ref"]] if isinstance(e.get("ref"), str) else []) + [
             r for r in (e.get("refs") if isinstance(e.get("refs"), list) else [])]
         if not refs:

@@ -66,7 +66,8 @@ def _machine_tag() -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (one we may not signal counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -182,7 +183,7 @@ class Leases:
         """True when ``owner`` ran on this machine and that process has exited."""
         machine, _, rest = owner.partition(":")
         pid = rest.partition(":")[0]
-        return machine == self.machine and pid.isdigit() and not _pid_alive(int(pid))
+        return machine == self.machine and pid.isdigit() and not pid_alive(int(pid))
 
     def release(self, run_key: str) -> None:
         with db.session(self.engine) as s:

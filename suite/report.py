@@ -71,7 +71,7 @@ def _expected(e: Any, long: bool = True) -> str:
         sym = {"higher": "≥", "lower": "≤", "equal": "="}[e.direction]
         tol = f" ± {e.tolerance:g}" if e.tolerance else ""
         return f"{sym} {e.value:g}{tol}{(' ' + e.unit) if e.unit and long else ''}"
-    sym = {"higher": f"Δ ≥ {e.min_diff:+g}", "lower": f"Δ ≤ {-e.min_diff:+g}",
+    sym = {"higher": f"Δ ≥ {e.min_diff:+g}", "lower": f"Δ ≤ {-e.min_diff + 0.0:+g}",
            "equal": f"|Δ| ≤ {e.tolerance:g}"}[e.direction]
     if not long:
         return sym

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import SuiteError
+from suite.leases import pid_alive
 from suite.plan import baseline_form
 from suite.specs import Claim, RunSpec, SearchParam, SweepSpec, TierForm, short_hash
 
@@ -321,16 +322,6 @@ def _finished(study) -> int:
                                 states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class ArmStudy:
     arm: str
@@ -407,7 +398,7 @@ class Sweeper:
         n = 0
         for t in s.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             host, pid = t.user_attrs.get("host"), t.user_attrs.get("pid")
-            if host == self.host and isinstance(pid, int) and not _alive(pid):
+            if host == self.host and isinstance(pid, int) and not pid_alive(pid):
                 s.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
                 self._retry(s.study, t, count=False)
                 n += 1

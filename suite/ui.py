@@ -83,8 +83,9 @@ def _label(spec: dict[str, Any]) -> str:
     return escape(f"{spec['claim_id']} [{spec['arm']}] seed {spec['seed']}")
 
 
-class RunProgress:
-    """Receives scheduler events; one overall bar plus one epoch bar per run in flight."""
+class _LiveBars:
+    """Rich progress bars (spinner, bar, n/m, elapsed, ETA, an ``info`` field) on a terminal,
+    plain lines elsewhere; a context manager that starts and stops the live display."""
 
     def __init__(self, enabled: bool = True):
         self.live = enabled and console.is_terminal
@@ -93,11 +94,9 @@ class RunProgress:
             MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"), console=console, transient=False,
         )
-        self.total_task = None
-        self.tasks: dict[str, Any] = {}
         self.lock = threading.Lock()
 
-    def __enter__(self) -> RunProgress:
+    def __enter__(self):
         if self.live:
             self.progress.start()
         return self
@@ -105,6 +104,15 @@ class RunProgress:
     def __exit__(self, *exc: Any) -> None:
         if self.live:
             self.progress.stop()
+
+
+class RunProgress(_LiveBars):
+    """Receives scheduler events; one overall bar plus one epoch bar per run in flight."""
+
+    def __init__(self, enabled: bool = True):
+        super().__init__(enabled)
+        self.total_task = None
+        self.tasks: dict[str, Any] = {}
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         handler = getattr(self, f"_on_{kind}", None)  # events without a display are ignored
@@ -169,7 +177,7 @@ class RunProgress:
                 f"is running (taken over if it stops)")
         (self.progress.console if self.live else console).print(line)
 
-class SweepProgress:
+class SweepProgress(_LiveBars):
     """Receives :class:`suite.sweep.Sweeper` events: one bar of finished trials per arm (with
     its ETA), an epoch bar for the trial in flight, and one line per finished trial."""
 
@@ -177,24 +185,9 @@ class SweepProgress:
                      "failed": "red", "skipped": "yellow"}
 
     def __init__(self, enabled: bool = True):
-        self.live = enabled and console.is_terminal
-        self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"), console=console, transient=False,
-        )
+        super().__init__(enabled)
         self.arms: dict[str, Any] = {}
         self.epochs: dict[str, Any] = {}
-        self.lock = threading.Lock()
-
-    def __enter__(self) -> SweepProgress:
-        if self.live:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.live:
-            self.progress.stop()
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         with self.lock:

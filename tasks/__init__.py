@@ -73,6 +73,20 @@ _R("saliency", "tasks.saliency:run", aliases=("fullgrad",),
             "deletion_auc", "insertion_auc", "completeness_err"))
 
 
+def check_params(task: str, params: dict, defaults: dict) -> dict:
+    """``defaults`` updated by ``params``; an unknown key is a ``ValueError`` naming it, with
+    a did-you-mean and the known keys (a typo in tasks.toml never passes silently)."""
+    unknown = set(params) - set(defaults)
+    if unknown:
+        from registry import did_you_mean
+
+        hints = {k: did_you_mean(k, list(defaults), n=1) for k in unknown}
+        msg = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
+                        for k, h in sorted(hints.items()))
+        raise ValueError(f"{task}: unknown params {msg}; known: {', '.join(sorted(defaults))}")
+    return {**defaults, **params}
+
+
 class TaskFailed(RuntimeError):
     """A run that failed for a reason the task understands (divergence, NaN loss, ...).
 

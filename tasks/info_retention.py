@@ -53,6 +53,7 @@ import torch.nn.functional as F
 
 import registry
 from suite.specs import RunSpec, TaskContext, TaskResult, blob
+from tasks import check_params
 
 DEFAULT_POOLS = ("max", "avg", "softpool", "lp", "stochastic", "mixed", "gated")
 DEFAULTS: dict[str, Any] = {"pools": list(DEFAULT_POOLS), "kernels": [2, 3],
@@ -63,11 +64,7 @@ PSNR_CAP = 100.0  # dB; a reconstruction with MSE ≤ 1e-10 scores this
 
 
 def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"info_retention: unknown params {sorted(unknown)}; known: "
-                         f"{', '.join(sorted(DEFAULTS))}")
-    p = {**DEFAULTS, **params}
+    p = check_params("info_retention", params, DEFAULTS)
     if p["upsample"] not in UPSAMPLE:
         raise ValueError(f"params.upsample = {p['upsample']!r} is not one of {UPSAMPLE}")
     if not p["kernels"] or any(not isinstance(k, int) or k < 2 for k in p["kernels"]):

@@ -61,6 +61,7 @@ from torch import nn
 
 import registry
 from suite.specs import RunSpec, TaskContext, TaskResult
+from tasks import check_params
 
 TOPOLOGIES = ("residual", "sparse")
 DEFAULTS: dict[str, Any] = {"depths": [4, 5, 6, 7, 8, 9, 10], "w_std": 1.5, "b_std": 0.05,
@@ -243,16 +244,7 @@ def empirical_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor) -> torch
 
 # -- the task -----------------------------------------------------------------------------
 def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        from registry import did_you_mean
-
-        hints = {k: did_you_mean(k, list(DEFAULTS), n=1) for k in unknown}
-        msg = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
-                        for k, h in sorted(hints.items()))
-        raise ValueError(f"ntk_regression: unknown params {msg}; known: "
-                         f"{', '.join(sorted(DEFAULTS))}")
-    p = {**DEFAULTS, **params}
+    p = check_params("ntk_regression", params, DEFAULTS)
     depths = p["depths"]
     if (not isinstance(depths, list) or not depths
             or not all(isinstance(k, int) and k in METRIC_DEPTHS for k in depths)):

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 import registry
 from registry.models.info import count_flops, count_params, default_input_size
 from suite.specs import RunSpec, TaskContext, TaskResult
+from tasks import check_params
 
 DEFAULTS: dict[str, Any] = {"batch_size": 128, "steps": 5, "warmup": 2, "input_size": None,
                             "num_classes": None, "amp": "auto", "channels_last": "auto"}
@@ -42,11 +43,7 @@ def _sync(device: torch.device) -> None:
 def probe(model_name: str, model_args: dict[str, Any], device: str = "cpu",
           **params: Any) -> dict[str, float]:
     """Time ``params['steps']`` training steps of ``model_name``; see the module docstring."""
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"throughput: unknown params {sorted(unknown)}; known: "
-                         f"{', '.join(sorted(DEFAULTS))}")
-    p = {**DEFAULTS, **params}
+    p = check_params("throughput", params, DEFAULTS)
     if int(p["steps"]) < 1 or int(p["batch_size"]) < 1:
         raise ValueError("throughput: params.steps and params.batch_size must be ≥ 1")
     dev = torch.device(device)

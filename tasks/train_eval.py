@@ -64,7 +64,7 @@ import registry
 from registry.datasets.base import holdout
 from registry.models.info import count_flops
 from suite.specs import RunSpec, TaskContext, TaskResult, short_hash
-from tasks import TASKS, TaskFailed
+from tasks import TASKS, TaskFailed, check_params
 from tasks.augment import AugmentSpec, augment_batch, normalize
 
 DEFAULTS: dict[str, Any] = {
@@ -82,15 +82,7 @@ ANALYSES = ("singularity",)  # params.analyze values
 
 
 def resolve_params(params: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        from registry import did_you_mean
-
-        hints = {k: did_you_mean(k, list(DEFAULTS), n=1) for k in unknown}
-        msg = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "")
-                        for k, h in sorted(hints.items()))
-        raise ValueError(f"train_eval: unknown params {msg}; known: {', '.join(sorted(DEFAULTS))}")
-    p = {**DEFAULTS, **params}
+    p = check_params("train_eval", params, DEFAULTS)
     choices = {"select": ("last", "min_train_loss"), "optimizer": ("sgd", "adamw"),
                "schedule": ("multistep", "cosine", "onecycle", "constant"),
                "amp": ("auto", True, False), "channels_last": ("auto", True, False),

@@ -61,7 +61,8 @@ def test_charts_render_the_ntk_run_and_skip_without_data(tmp_path):
     claims = _claims()
     engine = db.connect(f"sqlite:///{tmp_path / 'r.db'}")
     for name in ("s3net/ntk-mse-by-depth", "s3net/matched-params-accuracy",
-                 "s3net/saliency-scores", "s3net/saliency-examples"):
+                 "s3net/saliency-scores", "s3net/saliency-examples",
+                 "s3net/paired-differences"):
         assert charts.CHARTS[name].build(engine, claims) is None
     spec = make_plan([c for c in claims if c.id == "s3net/ntk/residual-k4"], "mini").runs[0]
     try:
@@ -73,3 +74,36 @@ def test_charts_render_the_ntk_run_and_skip_without_data(tmp_path):
     path = charts.render(charts.CHARTS["s3net/ntk-mse-by-depth"], engine, claims, tmp_path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert s3charts.TIER == "mini"
+
+
+def test_paired_differences_follow_the_claims(tmp_path):
+    """The paired-differences chart's table, from a real DB holding the grid's planned runs
+    with metrics set here: S3Net k=16 one point better than DenseNet on every seed, ResNet
+    equal to S3Net on average (spread ±1), so the verdicts are known."""
+    import pytest
+
+    from dashboard import charts
+    from dashboard.charts import s3net as s3charts
+    from suite import db
+
+    claims = _claims()
+    grid = [c for c in claims if c.id.startswith(("s3net/c100/", "s3net/saliency/"))]
+    base = {"s3net_k16_d22": 66.0, "densenet22_k9": 65.0, "s3net_k9_d22": 64.0}
+    results = []
+    for r in make_plan(grid, "mini").runs:
+        top1 = base.get(r.model, 66.0 + (1.0 if r.seed % 2 else -1.0))
+        m = {"top1": top1, "top1_err": 100 - top1, "loc_energy": top1 / 200,
+             "deletion_auc": 0.1, "insertion_auc": 0.4}
+        results.append({"spec": r.to_dict(), "status": "ok", "metrics": m, "provenance": {}})
+    engine = db.connect(f"sqlite:///{tmp_path / 'r.db'}")
+    db.record_runs(engine, results)
+    df, seeds = s3charts.paired_differences_table(engine, claims)
+    df = df.set_index("claim")
+    row = df.loc["s3net/c100/k24_d40-vs-densenet-k12"]
+    assert row["comparison"] == "S3Net k=16 − DenseNet k=9"
+    assert row["mean"] == pytest.approx(-1.0) and row["verdict"] == "reproduced"
+    assert df.loc["s3net/c100/k12_d40-vs-densenet", "borders"] == [-2.5, 2.5]
+    assert df.loc["s3net/saliency/loc-vs-resnet", "verdict"] == "inconclusive"
+    assert len(seeds) == 5 * len(df)
+    path = charts.render(charts.CHARTS["s3net/paired-differences"], engine, claims, tmp_path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

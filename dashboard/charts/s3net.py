@@ -22,6 +22,14 @@ GRID_CLAIMS = ("s3net/c100/k24_d40-vs-densenet-k12", "s3net/c100/k24_d40-vs-resn
 ARM_LABELS = {"s3net_k16_d22": "S3Net k=16 (0.154M)", "densenet22_k9": "DenseNet k=9 (0.161M)",
               "cifar_resnet20": "ResNet-20 ×0.75 (0.154M)", "s3net_k9_d22": "S3Net k=9 (0.058M)"}
 ARM_ORDER = list(ARM_LABELS.values())
+SHORT = {"s3net_k16_d22": "S3Net k=16", "densenet22_k9": "DenseNet k=9",
+         "cifar_resnet20": "ResNet-20×0.75", "s3net_k9_d22": "S3Net k=9"}
+#: the mini comparison claims whose verdicts the paired-differences chart shows, by metric
+DELTA_CLAIMS = ("s3net/c100/*-vs-*", "s3net/saliency/*")
+METRIC_TITLES = {"top1_err": "test error (pp)", "loc_energy": "energy share in object mask",
+                 "deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC"}
+VERDICT_SCALE = alt.Scale(domain=["reproduced", "inconclusive", "not reproduced"],
+                          range=["#2ca02c", "#7f7f7f", "#d62728"])
 PAPER_FIG3 = "s3net/figure-3-ntk-expressibility/ntk-regression-task-from-repo"
 
 
@@ -128,6 +136,64 @@ def saliency_scores(engine, claims):
         _points_and_ci(df, "deletion_auc", "deletion AUC ↓"),
         _points_and_ci(df, "insertion_auc", "insertion AUC ↑"),
     ).properties(title="FullGrad scores per seed; mean and 95% t-interval")
+
+
+def paired_differences_table(engine, claims: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The mini comparison claims as judged: one row per claim (mean paired difference
+    treatment − baseline, 95% CI, verdict, the accepted region's borders) and one row per
+    seed's paired difference."""
+    import fnmatch
+
+    from suite.report import claim_rows
+
+    chosen = [c for c in claims if any(fnmatch.fnmatchcase(c.id, g) for g in DELTA_CLAIMS)]
+    summary, seeds = [], []
+    for row in claim_rows(engine, chosen, TIER) if chosen else []:
+        s, form = row.verdict.summary, row.claim.form(TIER)
+        if s is None or not s.n or form is None or form.expect is None:
+            continue
+        e = form.expect
+        models = {r.arm: r.model for r in row.runs}
+        label = (f"{SHORT.get(models.get('treatment'), models.get('treatment'))} − "
+                 f"{SHORT.get(models.get('baseline'), models.get('baseline'))}")
+        borders = ([-e.tolerance, e.tolerance] if e.direction == "equal"
+                   else [e.min_diff if e.direction == "higher" else -e.min_diff])
+        summary.append({"claim": row.claim.id, "metric": e.metric, "comparison": label,
+                        "verdict": row.verdict.status, "mean": s.mean, "n": s.n,
+                        "lo": s.lo if math.isfinite(s.lo) else s.mean,
+                        "hi": s.hi if math.isfinite(s.hi) else s.mean,
+                        "borders": [b + 0.0 for b in borders]})
+        seeds += [{"metric": e.metric, "comparison": label, "diff": v}
+                  for v in row.verdict.values]
+    return pd.DataFrame(summary), pd.DataFrame(seeds)
+
+
+@chart("s3net/paired-differences",
+       title="S3Net minus DenseNet / ResNet, paired by seed: the mini claims' verdicts")
+def paired_differences(engine, claims):
+    df, seeds = paired_differences_table(engine, claims)
+    if df.empty:
+        return None
+    panels = []
+    for metric in [m for m in METRIC_TITLES if m in set(df["metric"])]:
+        d, sd = df[df["metric"] == metric], seeds[seeds["metric"] == metric]
+        y = alt.Y("comparison:N", title=None, sort=list(d["comparison"]))
+        borders = pd.DataFrame({"x": sorted({b for bs in d["borders"] for b in bs})})
+        rule = alt.Chart(borders).mark_rule(color="gray", strokeDash=[4, 3]).encode(x="x:Q")
+        pts = alt.Chart(sd).mark_circle(size=30, opacity=0.45, color="black").encode(
+            x=alt.X("diff:Q", title=f"Δ {METRIC_TITLES[metric]}"), y=y,
+            tooltip=[alt.Tooltip("diff:Q", format="+.4f")])
+        ci = alt.Chart(d).mark_rule(strokeWidth=3).encode(
+            x="lo:Q", x2="hi:Q", y=y,
+            color=alt.Color("verdict:N", scale=VERDICT_SCALE, legend=alt.Legend(title="verdict")))
+        mean = alt.Chart(d).mark_tick(thickness=3, size=16).encode(
+            x="mean:Q", y=y, color=alt.Color("verdict:N", scale=VERDICT_SCALE),
+            tooltip=["claim", "verdict", "n", alt.Tooltip("mean:Q", format="+.4f"),
+                     alt.Tooltip("lo:Q", format="+.4f"), alt.Tooltip("hi:Q", format="+.4f")])
+        panels.append((rule + pts + ci + mean).properties(width=380, height=26 * len(d)))
+    return alt.vconcat(*panels).properties(
+        title="Paired difference per seed (dots), mean and 95% t-interval coloured by verdict; "
+              "dashed: border of the accepted region")
 
 
 @chart("s3net/saliency-examples", title="FullGrad maps of the three matched models (seed 0)")
