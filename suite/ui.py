@@ -46,11 +46,11 @@ def verdict_table(rows: list[Any], title: str):
     from suite import report
 
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
-    t.add_column("claim / metric, expected", overflow="fold", min_width=48, max_width=48)
+    t.add_column("claim / metric, expected", overflow="fold", min_width=46, max_width=46)
     t.add_column("mean (Δ)", justify="right", no_wrap=True)
     t.add_column("95% CI", overflow="fold", min_width=10, max_width=16)
     t.add_column("n", justify="right", no_wrap=True)
-    t.add_column("verdict", overflow="fold", min_width=12, max_width=16)
+    t.add_column("verdict", overflow="fold", min_width=12, max_width=18)
     for cells, r in zip(report.table_rows(rows), rows, strict=True):
         claim, metric, expected, mean, ci, n, verdict = (escape(c) for c in cells)
         sub = f"{metric} {expected}".strip()

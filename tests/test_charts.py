@@ -12,7 +12,7 @@ from suite import db
 
 @pytest.fixture
 def registered():
-    before = dict(charts.CHARTS)
+    before = dict(charts.load_all())  # every module imported first: teardown restores them
 
     @charts.chart("demo/top1", title="top-1 per seed")
     def _top1(engine, claims):

@@ -38,7 +38,7 @@ def fx(tmp_path_factory):
 @pytest.fixture
 def demo_chart():
     """A chart registered for the fixture's paper, as paper helpers register theirs."""
-    before = dict(charts.CHARTS)
+    before = dict(charts.load_all())  # every module imported first: teardown restores them
 
     @charts.chart("demo/top1-per-seed", title="top-1 of every ok run")
     def _top1(engine, claims):
