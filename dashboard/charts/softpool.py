@@ -124,6 +124,14 @@ def ranking(engine, claims):
               "mean and 95% CI over seeds)")
 
 
+def _judged(row) -> dict:
+    """A judged claim row's verdict, mean and 95% interval (a single seed: the mean), n."""
+    s = row.verdict.summary
+    return {"verdict": row.verdict.status, "mean": s.mean,
+            "lo": s.lo if math.isfinite(s.lo) else s.mean,
+            "hi": s.hi if math.isfinite(s.hi) else s.mean, "n": s.n}
+
+
 def deltas_table(engine, claims: list, tier: str = TIER) -> pd.DataFrame:
     """Paired top-1 difference SoftPool − baseline per accuracy family claim."""
     recs = []
@@ -136,9 +144,7 @@ def deltas_table(engine, claims: list, tier: str = TIER) -> pd.DataFrame:
             base = form.expect.baseline.get("model_args", {}).get("pool", "?")
             recs.append({"claim": row.claim.id, "model": form.model,
                          "comparison": f"{form.model}: softpool − {base}",
-                         "verdict": row.verdict.status, "mean": s.mean,
-                         "lo": s.lo if math.isfinite(s.lo) else s.mean,
-                         "hi": s.hi if math.isfinite(s.hi) else s.mean, "n": s.n})
+                         **_judged(row)})
     return pd.DataFrame(recs)
 
 
@@ -176,9 +182,7 @@ def retention_deltas_table(engine, claims: list, tier: str = TIER) -> pd.DataFra
                      "score": score.upper(), "kernel": k[1:] + "×" + k[1:],
                      "comparison": f"{form.dataset} {k[1:]}×{k[1:]}: "
                                    f"{diff.replace('_minus_', ' − ')}",
-                     "verdict": row.verdict.status, "mean": s.mean,
-                     "lo": s.lo if math.isfinite(s.lo) else s.mean,
-                     "hi": s.hi if math.isfinite(s.hi) else s.mean, "n": s.n})
+                     **_judged(row)})
     return pd.DataFrame(recs)
 
 
