@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_storage_flags(p)
     p.add_argument("--write-readme", nargs="?", const="README.md", metavar="PATH",
                    help="with --markdown: write the table between the verdict markers of PATH "
-                        "(default README.md) instead of printing it; n/a rows are left out")
+                        "(default README.md) instead of printing it; n/a and skipped rows are "
+                        "counted, not listed")
     p.add_argument("--cost", action="store_true",
                    help="also print device-seconds spent per claim and, from a throughput "
                         "probe, the estimated device-hours of its full tier on this device")
@@ -555,17 +556,20 @@ def cmd_report(args) -> int:
 
         rows = report.claim_rows(engine, claims, args.tier, args.seeds)
         n_na = sum(r.verdict.status == "n/a" for r in rows)
-        table = report.markdown(rows, hide_na=True)
-        if n_na:
-            table += (f"\n\n{n_na} more claim(s) have no {args.tier} form (n/a at this tier); "
-                      f"`python -m suite report --tier {args.tier}` lists them.")
+        n_skip = sum(r.verdict.status == "skipped" for r in rows)
+        table = report.markdown(rows, hide=("n/a", "skipped"))
+        if n_na or n_skip:
+            table += (f"\n\nNot in the table: {n_skip} claim(s) skipped at this tier (their "
+                      f"data or hardware is not here; each says why) and {n_na} with no "
+                      f"{args.tier} form (n/a at this tier); `python -m suite report --tier "
+                      f"{args.tier}` lists them with their reasons.")
         try:
             changed = report.write_readme(args.write_readme, table)
         except (OSError, ValueError) as e:
             raise SuiteError(f"--write-readme: {e}") from e
         console.print(f"{args.write_readme}: verdict table "
                       f"{'updated' if changed else 'already up to date'} "
-                      f"({len(rows) - n_na} claims, tier {args.tier})")
+                      f"({len(rows) - n_na - n_skip} claims, tier {args.tier})")
         return 0
     _print_report(engine, claims, args.tier, args.seeds, args.markdown, args.json,
                   tunings=tunings, context=cat.context)

@@ -211,11 +211,14 @@ def metric_table(row: ClaimRow) -> list[list[str]]:
     return out
 
 
-def markdown(rows: list[ClaimRow], hide_na: bool = False) -> str:
-    """The verdict table in Markdown (claim ids in code spans, verdicts in bold)."""
+def markdown(rows: list[ClaimRow], hide_na: bool = False,
+             hide: tuple[str, ...] = ()) -> str:
+    """The verdict table in Markdown (claim ids in code spans, verdicts in bold); rows whose
+    verdict status is in ``hide`` (or ``n/a`` with ``hide_na``) are left out."""
+    hide = (*hide, "n/a") if hide_na else hide
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for cells, r in zip(table_rows(rows, long=True), rows, strict=True):
-        if hide_na and r.verdict.status == "n/a":
+        if r.verdict.status in hide:
             continue
         cells = [f"`{cells[0]}`", *cells[1:-1], f"**{cells[-1]}**"]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
