@@ -112,24 +112,23 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _positive_float(text: str) -> float:
+def _float_arg(text: str, ok, need: str) -> float:
+    """A float CLI value that must satisfy ``ok``; ``need`` says how (``"> 0"``)."""
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {v}")
+    if not ok(v):  # NaN fails every bound
+        raise argparse.ArgumentTypeError(f"expected a number {need}, got {v}")
     return v
+
+
+def _positive_float(text: str) -> float:
+    return _float_arg(text, lambda v: v > 0, "> 0")
 
 
 def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, got {v}")
-    return v
+    return _float_arg(text, lambda v: v >= 0, "≥ 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
