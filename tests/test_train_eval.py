@@ -109,6 +109,24 @@ def test_bad_select_fails_before_training():
     assert epochs == []
 
 
+def test_test_every_last_scores_the_test_set_once_with_the_same_weights():
+    every = execute(with_params(epochs=2), emit=quiet)
+    last = execute(with_params(epochs=2, test_every="last"), emit=quiet)
+    assert last["status"] == "ok", last["message"]
+    assert len(last["series"]["test_top1"]) == 1 and len(last["series"]["train_loss"]) == 2
+    # scoring is read-only: the same training run, so the same final numbers
+    for k in ("top1", "top5", "test_loss", "train_loss"):
+        assert last["metrics"][k] == pytest.approx(every["metrics"][k]), k
+    assert every["metrics"]["top1"] == every["series"]["test_top1"][-1]
+
+
+def test_test_every_last_needs_select_last():
+    with pytest.raises(ValueError, match="params.test_every.*params.select"):
+        te.resolve_params({"test_every": "last", "select": "min_train_loss"})
+    with pytest.raises(ValueError, match="params.test_every"):
+        te.resolve_params({"test_every": "sometimes"})
+
+
 def test_bad_optimizer_and_schedule_are_errors():
     assert "params.optimizer" in execute(with_params(optimizer="lamb"), emit=quiet)["message"]
     assert "params.schedule" in execute(with_params(schedule="step"), emit=quiet)["message"]
