@@ -4,12 +4,13 @@ and the ``n/a at this tier`` status."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from registry import published
-from suite.claims import parse_catalog, parse_claims
+from suite.claims import load_catalog, parse_catalog, parse_claims
 from suite.errors import ClaimsError
 
 ROWS = published.rows()
@@ -100,3 +101,16 @@ def test_report_says_na_at_this_tier_for_a_claim_without_a_form(tmp_path):
     assert smoke.verdict.status == "skipped" and smoke.verdict.message == "too big"
     assert full.verdict.status == "pending"  # a form, no runs yet
     assert report.context_rows(parse_catalog(raw).context, claims)[0][0] == "p/ctx"
+
+
+def test_committed_context_sits_only_beside_claims_of_its_own_comparison():
+    """Each committed context entry names the claims it informs; a paper-wide glob would put a
+    CIFAR-100 VGG16-BN pooling table beside the video claims (it once did)."""
+    cat = load_catalog(Path(__file__).resolve().parents[1] / "tasks.toml")
+    ids = {e.id for e in cat.context_beside("softpool/compare/vs-max")}
+    assert "softpool/third-party/c100/vgg16-bn-pools" in ids
+    for claim in ("softpool/ucf101/r3d_18", "softpool/imagenet/resnet18"):
+        assert "softpool/third-party/c100/vgg16-bn-pools" not in {
+            e.id for e in cat.context_beside(claim)}
+    for e in cat.context:
+        assert all(b not in (f"{e.paper}/*", "*") for b in e.beside), (e.id, e.beside)
