@@ -38,14 +38,16 @@ def verdict_bar(counts: pd.DataFrame, x_title: str = "claims × tiers") -> alt.C
     return alt.Chart(d).mark_bar().encode(
         y=alt.Y("paper:N", title=None, sort="ascending"),
         x=alt.X("claims:Q", title=x_title, axis=alt.Axis(tickMinStep=1)),
-        color=alt.Color("verdict:N", scale=verdict_scale(),
-                        legend=alt.Legend(orient="bottom", title=None)),
+        color=alt.Color("verdict:N", scale=verdict_scale(),  # 7 verdicts: 2 legend rows
+                        legend=alt.Legend(orient="bottom", title=None, columns=4)),
         order=alt.Order("order:Q"),
         tooltip=["paper", "verdict", "claims"],
     ).properties(height=alt.Step(26))
 
 
-def _domain(values: Sequence[float], pad: float = 0.08) -> tuple[float, float]:
+def padded_domain(values: Sequence[float], pad: float = 0.08) -> tuple[float, float]:
+    """(low, high) of the finite ``values``, widened by ``pad`` of their span on each side, so
+    marks at the extremes are drawn whole."""
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
         return 0.0, 1.0
@@ -66,7 +68,7 @@ def forest(points: pd.DataFrame, intervals: pd.DataFrame, *, x_title: str,
     arms = [a for a in ARM_COLORS if a in set(points["arm"]) | set(intervals["arm"])]
     arms += sorted((set(points["arm"]) | set(intervals["arm"])) - set(arms))
     finite_region = [v for v in (region or ()) if math.isfinite(v)]
-    lo, hi = _domain(list(points["value"]) + list(intervals["lo"]) + list(intervals["hi"])
+    lo, hi = padded_domain(list(points["value"]) + list(intervals["lo"]) + list(intervals["hi"])
                      + finite_region + [v for v, _ in refs])
     x = alt.X("value:Q", title=x_title, axis=alt.Axis(tickCount=8),
               scale=alt.Scale(domain=[lo, hi], nice=False, zero=False))
@@ -183,7 +185,7 @@ def published_scatter(cells: pd.DataFrame) -> alt.HConcatChart:
     d["label"] = d["model"] + " · " + d["dataset"]
     panels = []
     for metric, part in d.groupby("metric", sort=False):
-        lo, hi = _domain(list(part["published"]) + list(part["ours"]))
+        lo, hi = padded_domain(list(part["published"]) + list(part["ours"]))
         scale = alt.Scale(domain=[lo, hi], nice=False, zero=False)
         diag = alt.Chart(pd.DataFrame({"published": [lo, hi], "ours": [lo, hi]})).mark_line(
             color="#8c959f", strokeDash=[4, 4], clip=True).encode(

@@ -15,6 +15,7 @@ import altair as alt
 import pandas as pd
 
 from dashboard.charts import chart
+from dashboard.plots import padded_domain
 
 TIER = "mini"
 GRID_CLAIMS = ("s3net/c100/k24_d40-vs-densenet-k12", "s3net/c100/k24_d40-vs-resnet56",
@@ -179,9 +180,13 @@ def paired_differences(engine, claims):
         d, sd = df[df["metric"] == metric], seeds[seeds["metric"] == metric]
         y = alt.Y("comparison:N", title=None, sort=list(d["comparison"]))
         borders = pd.DataFrame({"x": sorted({b for bs in d["borders"] for b in bs})})
-        rule = alt.Chart(borders).mark_rule(color="gray", strokeDash=[4, 3]).encode(x="x:Q")
+        # one padded domain for every layer, so a seed's dot at the extreme is not cut in half
+        xscale = alt.Scale(domain=list(padded_domain(
+            [*sd["diff"], *d["lo"], *d["hi"], *borders["x"]])), nice=False)
+        rule = alt.Chart(borders).mark_rule(color="gray", strokeDash=[4, 3]).encode(
+            x=alt.X("x:Q", scale=xscale))
         pts = alt.Chart(sd).mark_circle(size=30, opacity=0.45, color="black").encode(
-            x=alt.X("diff:Q", title=f"Δ {METRIC_TITLES[metric]}"), y=y,
+            x=alt.X("diff:Q", title=f"Δ {METRIC_TITLES[metric]}", scale=xscale), y=y,
             tooltip=[alt.Tooltip("diff:Q", format="+.4f")])
         ci = alt.Chart(d).mark_rule(strokeWidth=3).encode(
             x="lo:Q", x2="hi:Q", y=y,
