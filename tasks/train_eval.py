@@ -35,7 +35,8 @@ analyze            analyses of the trained model added to the run, e.g. ``["sing
 test_every         ``epoch`` (default: the test set is scored after every epoch, the
                    per-epoch series) or ``last`` (scored once, after the last epoch: a large
                    test set, which narrows a paired comparison's interval, then costs one
-                   pass instead of one per epoch; needs ``select = "last"``)
+                   pass instead of one per epoch; needs ``select = "last"``; the test
+                   series are NaN, i.e. no point, at the other epochs)
 =================  =====================================================================
 
 Metrics: ``top1``/``top5`` accuracy and ``top1_err``/``top5_err`` in %, ``test_loss``,
@@ -377,10 +378,12 @@ def fit(spec: RunSpec, ctx: TaskContext, params: dict[str, Any] | None = None
         progress = {"train_loss": history["train_loss"][-1]}
         if p["test_every"] == "epoch" or epoch == p["epochs"] - 1:
             last_eval = evaluate(fwd, test_loader, bundle, device, amp_dtype, fmt)
-            history["test_top1"].append(last_eval["top1"])
-            history["test_loss"].append(last_eval["test_loss"])
-            history.setdefault("test_top5", []).append(last_eval["top5"])
             progress["top1"] = last_eval["top1"]
+        else:  # not scored this epoch: a gap in the curves (the DB stores no point there)
+            last_eval = {"top1": math.nan, "test_loss": math.nan, "top5": math.nan}
+        history["test_top1"].append(last_eval["top1"])
+        history["test_loss"].append(last_eval["test_loss"])
+        history.setdefault("test_top5", []).append(last_eval["top5"])
         if val_loader is not None:
             v = evaluate(fwd, val_loader, bundle, device, amp_dtype, fmt)
             history.setdefault("val_top1", []).append(v["top1"])
@@ -408,12 +411,12 @@ def fit(spec: RunSpec, ctx: TaskContext, params: dict[str, Any] | None = None
         pick = min(range(len(history["train_loss"])), key=history["train_loss"].__getitem__)
     elif p["select"] != "last":
         raise ValueError(f"params.select must be 'last' or 'min_train_loss', got {p['select']!r}")
-    at = pick if p["test_every"] == "epoch" else -1  # "last": one score, after the last epoch
-    top1, top5 = history["test_top1"][at], history["test_top5"][at]
+    top1, top5 = history["test_top1"][pick], history["test_top5"][pick]
     metrics = {
         "top1": top1, "top1_err": 100.0 - top1, "top5": top5, "top5_err": 100.0 - top5,
-        "test_loss": history["test_loss"][at], "train_loss": history["train_loss"][pick],
-        "best_top1": max(history["test_top1"]), "epochs": float(len(history["train_loss"])),
+        "test_loss": history["test_loss"][pick], "train_loss": history["train_loss"][pick],
+        "best_top1": max(v for v in history["test_top1"] if not math.isnan(v)),
+        "epochs": float(len(history["train_loss"])),
         "wall_s": train_time, "images_per_s": n_seen / train_time if train_time else 0.0,
         "params_m": params_m,
     }

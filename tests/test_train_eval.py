@@ -113,7 +113,9 @@ def test_test_every_last_scores_the_test_set_once_with_the_same_weights():
     every = execute(with_params(epochs=2), emit=quiet)
     last = execute(with_params(epochs=2, test_every="last"), emit=quiet)
     assert last["status"] == "ok", last["message"]
-    assert len(last["series"]["test_top1"]) == 1 and len(last["series"]["train_loss"]) == 2
+    s = last["series"]
+    assert len(s["test_top1"]) == len(s["train_loss"]) == 2  # step = epoch, as elsewhere
+    assert math.isnan(s["test_top1"][0]) and s["test_top1"][1] == last["metrics"]["top1"]
     # scoring is read-only: the same training run, so the same final numbers
     for k in ("top1", "top5", "test_loss", "train_loss"):
         assert last["metrics"][k] == pytest.approx(every["metrics"][k]), k
