@@ -35,12 +35,18 @@ PAPER_FIG3 = "s3net/figure-3-ntk-expressibility/ntk-regression-task-from-repo"
 
 
 def _runs(engine, claims: list, ids: tuple[str, ...]) -> list[Any]:
-    """The stored ok runs of the given claims at the mini tier (shared runs once)."""
+    """The stored ok runs of the given claims at the mini tier (shared runs once), with the
+    extra seeds ``run --until-decided`` gave them (suite/sequential.py)."""
     from suite import db
-    from suite.plan import make_plan
+    from suite.plan import plan_claim
+    from suite.sequential import PROBE_SEEDS, extension_seeds
 
-    chosen = [c for c in claims if c.id in ids]
-    keys = [r.run_key for r in make_plan(chosen, TIER).runs]
+    keys = []
+    for c in claims:
+        form = c.form(TIER) if c.id in ids else None
+        if form is not None:
+            seeds = (*form.seeds, *extension_seeds(form.seeds, PROBE_SEEDS))
+            keys += [r.run_key for r in plan_claim(c, TIER, seeds).runs]
     return [r for r in db.runs_by_key(engine, keys).values() if r.status == "ok"]
 
 
@@ -197,8 +203,8 @@ def paired_differences(engine, claims):
                      alt.Tooltip("lo:Q", format="+.4f"), alt.Tooltip("hi:Q", format="+.4f")])
         panels.append((rule + pts + ci + mean).properties(width=380, height=26 * len(d)))
     return alt.vconcat(*panels).properties(
-        title="Paired difference per seed (dots), mean and 95% t-interval coloured by verdict; "
-              "dashed: border of the accepted region")
+        title="Paired difference per seed (dots), mean and the verdict's t-interval (95%; 97.5% "
+              "at sequential look 1) coloured by verdict; dashed: border of the accepted region")
 
 
 @chart("s3net/saliency-examples", title="FullGrad maps of the three matched models (seed 0)")
