@@ -107,3 +107,25 @@ def test_paired_differences_follow_the_claims(tmp_path):
     assert len(seeds) == 5 * len(df)
     path = charts.render(charts.CHARTS["s3net/paired-differences"], engine, claims, tmp_path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_grid_charts_include_the_seeds_until_decided_added(tmp_path):
+    """A grid arm extended by ``run --until-decided`` (seeds 5-9 beside the committed 0-4)
+    shows all its seeds in the per-arm charts; unplanned seeds beyond them do not appear."""
+    from dashboard.charts import s3net as s3charts
+    from suite import db
+    from suite.plan import plan_claim
+
+    claims = _claims()
+    claim = next(c for c in claims if c.id == "s3net/c100/k24_d40-vs-densenet-k12")
+    results = [{"spec": r.to_dict(), "status": "ok", "provenance": {},
+                "metrics": {"top1": 60.0 + r.seed, "top1_err": 40.0 - r.seed}}
+               for r in plan_claim(claim, "mini", tuple(range(10))).runs]
+    stray = plan_claim(claim, "mini", (99,)).runs  # not a seed any look would add
+    results += [{"spec": r.to_dict(), "status": "ok", "provenance": {}, "metrics": {"top1": 1.0}}
+                for r in stray]
+    engine = db.connect(f"sqlite:///{tmp_path / 'r.db'}")
+    db.record_runs(engine, results)
+    df = s3charts._grid_frame(engine, claims)
+    assert sorted(df["seed"].unique()) == list(range(10))
+    assert len(df) == 2 * 10  # S3Net k=16 and DenseNet k=9, ten seeds each
