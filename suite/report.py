@@ -15,6 +15,7 @@ the dashboard.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,11 @@ def straddles(row: ClaimRow) -> bool:
             and form is not None and s is not None and s.n >= max(2, form.min_runs))
 
 
-def _with_extensions(engine, rows: list[ClaimRow]) -> list[ClaimRow]:
-    """Re-judge claims that ``run --until-decided`` gave extra seeds, at their look's level."""
+def with_extensions(rows: list[ClaimRow],
+                    fetch: Callable[[list[str]], Mapping[str, Any]]) -> list[ClaimRow]:
+    """Re-judge claims that ``run --until-decided`` gave extra seeds, at their look's level.
+    ``fetch(run_keys)`` returns the stored runs among those keys, by key (the report reads
+    them from the DB; the dashboard passes the run records it already holds)."""
     from suite.sequential import PROBE_SEEDS, extension_seeds, look_alpha, look_index
 
     wide: dict[int, PlannedClaim] = {}
@@ -114,7 +118,7 @@ def _with_extensions(engine, rows: list[ClaimRow]) -> list[ClaimRow]:
             wide[i] = plan_claim(row.claim, row.tier, tuple(form.seeds) + tuple(extra))
     if not wide:
         return rows
-    by_key = db.runs_by_key(engine, [r.run_key for pc in wide.values() for r in pc.runs])
+    by_key = fetch([r.run_key for pc in wide.values() for r in pc.runs])
     out = list(rows)
     for i, pc in wide.items():
         n0 = len(pc.form.seeds)
@@ -141,7 +145,7 @@ def claim_rows(engine, claims: list[Claim], tier: str,
     by_key = db.runs_by_key(engine, [r.run_key for r in plan.runs])
     rows = [judge_planned(pc, by_key) for pc in plan.claims]
     if sequential and seeds is None:
-        rows = _with_extensions(engine, rows)
+        rows = with_extensions(rows, lambda keys: db.runs_by_key(engine, keys))
     notes = tunings or {}
     return [replace(r, tuning=notes[r.claim.id],
                     verdict=replace(r.verdict, message=f"{notes[r.claim.id]}. "

@@ -3,6 +3,7 @@ a simulation of its error rate, and ``--until-decided`` end to end (in-process r
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -173,6 +174,15 @@ def test_until_decided_adds_seeds_and_the_report_judges_them_at_their_look(tmp_p
     row = report.claim_rows(engine, claims, "full")[0]
     assert row.verdict.summary.n == 4 and row.verdict.look == 1
     assert row.verdict.alpha == 0.025 and row.verdict.message.startswith("sequential look 1")
+    # the dashboard judges the same extended claim the same way (its light run records)
+    dash = importlib.import_module("dashboard.queries.verdicts")  # (a function shadows it)
+    lite = dash.load_runs(engine, dash.judged_metrics(claims))
+    drow = dash.verdicts(claims, lite, ["full"])[0]
+    assert (drow.verdict.status, drow.verdict.message, drow.verdict.look) == (
+        row.verdict.status, row.verdict.message, 1)
+    frame = dash.overview_frame([drow])
+    assert frame.loc[0, "n"] == frame.loc[0, "planned"] == 4
+    assert frame.loc[0, "ours"].endswith("(97.5%, look 1)")
     # the committed-seeds view is unchanged, and a --seeds override never mixes extra seeds in
     assert report.claim_rows(engine, claims, "full", sequential=False)[0].verdict.summary.n == 2
     assert report.claim_rows(engine, claims, "full", seeds=(0, 1))[0].verdict.look == 0

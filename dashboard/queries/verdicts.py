@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine
 from dashboard.queries.source import chunks
 from suite import db
 from suite.plan import PlannedClaim, make_plan
-from suite.report import ClaimRow, _expected, judge_planned, observations
+from suite.report import ClaimRow, _expected, judge_planned, observations, with_extensions
 from suite.specs import TIERS, VERDICTS, Claim, Expect
-from suite.verdict import Summary, judge
+from suite.verdict import Summary, judge, level
 
 
 class RunLite(NamedTuple):
@@ -99,7 +99,9 @@ def plan_index(claims: list[Claim], tier: str) -> PlanIndex:
 
 
 def judge_index(index: PlanIndex, runs: dict[str, RunLite]) -> list[ClaimRow]:
-    """:func:`suite.report.judge_planned` over a :func:`plan_index` (the same verdicts)."""
+    """:func:`suite.report.judge_planned` over a :func:`plan_index` (the same verdicts), then
+    the seeds ``run --until-decided`` added, judged at their look's level as the report does
+    (:func:`suite.report.with_extensions`)."""
     out = []
     for pc, keys in index:
         if pc.form is None:
@@ -109,7 +111,7 @@ def judge_index(index: PlanIndex, runs: dict[str, RunLite]) -> list[ClaimRow]:
         b = [runs[k] for a, k in keys if a == "baseline" and k in runs]
         v = judge(pc.form.expect, observations(t), observations(b), pc.form.min_runs)
         out.append(ClaimRow(pc.claim, pc.tier, v, tuple(t + b)))
-    return out
+    return with_extensions(out, lambda _keys: runs)
 
 
 def verdicts(claims: list[Claim], runs: dict[str, RunLite], tiers: Iterable[str]
@@ -180,13 +182,16 @@ def overview_frame(rows: list[ClaimRow]) -> pd.DataFrame:
         planned = len(form.seeds) if form else 0
         ok_seeds = {x.seed for x in r.runs if x.status == "ok" and x.arm == "treatment"}
         s = v.summary
+        if v.look and s:  # extended by run --until-decided: its seeds are the ones planned now
+            planned = max(planned, s.n)
         out.append({
             "claim": r.claim.id, "title": r.claim.title, "paper": r.claim.paper,
             "tier": r.tier, "tags": list(r.claim.tags), "verdict": v.status,
             "message": v.message, "kind": e.kind if e else "", "metric": e.metric if e else "",
             "n": s.n if s else len(ok_seeds), "planned": planned,
             "runs": len(r.runs),
-            "ours": interval_text(s, e.unit if e and not delta else "", delta) if s else "–",
+            "ours": (interval_text(s, e.unit if e and not delta else "", delta)
+                     + (f" ({level(v.alpha)}, look {v.look})" if v.look else "")) if s else "–",
             "mean": s.mean if s and s.n else math.nan,
             "lo": s.lo if s and s.n > 1 else math.nan,
             "hi": s.hi if s and s.n > 1 else math.nan,
