@@ -103,19 +103,24 @@ def straddles(row: ClaimRow) -> bool:
             and form is not None and s is not None and s.n >= max(2, form.min_runs))
 
 
+def extended_plan(claim: Claim, tier: str) -> PlannedClaim:
+    """``claim``'s plan at ``tier`` with its committed seeds and every extra seed ``run
+    --until-decided`` could have added (:func:`suite.sequential.extension_seeds`)."""
+    from suite.sequential import PROBE_SEEDS, extension_seeds
+
+    seeds = tuple(claim.form(tier).seeds)
+    return plan_claim(claim, tier, seeds + tuple(extension_seeds(seeds, PROBE_SEEDS)))
+
+
 def with_extensions(rows: list[ClaimRow],
                     fetch: Callable[[list[str]], Mapping[str, Any]]) -> list[ClaimRow]:
     """Re-judge claims that ``run --until-decided`` gave extra seeds, at their look's level.
     ``fetch(run_keys)`` returns the stored runs among those keys, by key (the report reads
     them from the DB; the dashboard passes the run records it already holds)."""
-    from suite.sequential import PROBE_SEEDS, extension_seeds, look_alpha, look_index
+    from suite.sequential import look_alpha, look_index
 
-    wide: dict[int, PlannedClaim] = {}
-    for i, row in enumerate(rows):
-        if straddles(row):
-            form = row.claim.form(row.tier)
-            extra = extension_seeds(form.seeds, PROBE_SEEDS)
-            wide[i] = plan_claim(row.claim, row.tier, tuple(form.seeds) + tuple(extra))
+    wide = {i: extended_plan(row.claim, row.tier)
+            for i, row in enumerate(rows) if straddles(row)}
     if not wide:
         return rows
     by_key = fetch([r.run_key for pc in wide.values() for r in pc.runs])
@@ -215,11 +220,9 @@ def metric_table(row: ClaimRow) -> list[list[str]]:
     return out
 
 
-def markdown(rows: list[ClaimRow], hide_na: bool = False,
-             hide: tuple[str, ...] = ()) -> str:
+def markdown(rows: list[ClaimRow], hide: tuple[str, ...] = ()) -> str:
     """The verdict table in Markdown (claim ids in code spans, verdicts in bold); rows whose
-    verdict status is in ``hide`` (or ``n/a`` with ``hide_na``) are left out."""
-    hide = (*hide, "n/a") if hide_na else hide
+    verdict status is in ``hide`` (e.g. ``("n/a", "skipped")``) are left out."""
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for cells, r in zip(table_rows(rows, long=True), rows, strict=True):
         if r.verdict.status in hide:

@@ -341,7 +341,6 @@ def fit(spec: RunSpec, ctx: TaskContext, params: dict[str, Any] | None = None
         torch.set_rng_state(state["torch_rng"])
         ctx.provenance["resumed_from_epoch"] = start_epoch
 
-    last_eval: dict[str, float] = {}
     for epoch in range(start_epoch, p["epochs"]):
         model.train()
         t0 = time.perf_counter()

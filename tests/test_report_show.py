@@ -103,7 +103,7 @@ def test_the_verdict_table_fits_100_columns(filled):
 
 def test_markdown_and_write_readme(filled, tmp_path):
     tasks, dbp, cat, engine = filled
-    md = report.markdown(report.claim_rows(engine, cat.claims, "mini"), hide_na=True)
+    md = report.markdown(report.claim_rows(engine, cat.claims, "mini"), hide=("n/a",))
     assert md.count("\n") == 1  # header only: no claim has a mini form
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{report.BEGIN}\nold table\n{report.END}\nafter\n",

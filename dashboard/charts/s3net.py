@@ -38,15 +38,10 @@ def _runs(engine, claims: list, ids: tuple[str, ...]) -> list[Any]:
     """The stored ok runs of the given claims at the mini tier (shared runs once), with the
     extra seeds ``run --until-decided`` gave them (suite/sequential.py)."""
     from suite import db
-    from suite.plan import plan_claim
-    from suite.sequential import PROBE_SEEDS, extension_seeds
+    from suite.report import extended_plan
 
-    keys = []
-    for c in claims:
-        form = c.form(TIER) if c.id in ids else None
-        if form is not None:
-            seeds = (*form.seeds, *extension_seeds(form.seeds, PROBE_SEEDS))
-            keys += [r.run_key for r in plan_claim(c, TIER, seeds).runs]
+    keys = [r.run_key for c in claims if c.id in ids and c.form(TIER) is not None
+            for r in extended_plan(c, TIER).runs]
     return [r for r in db.runs_by_key(engine, keys).values() if r.status == "ok"]
 
 
