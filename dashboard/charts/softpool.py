@@ -164,8 +164,8 @@ def family_deltas(engine, claims):
     zero = alt.Chart(pd.DataFrame({"x": [0.0]})).mark_rule(color="gray").encode(x="x:Q")
     return (zero + bars + points).properties(
         width=420, height=30 * len(df),
-        title="SoftPool substitution per family (mini; mean and 95% CI of the paired "
-              "difference over seeds)")
+        title="SoftPool substitution per family (mini; mean and the verdict's CI of the paired "
+              "difference over seeds: 95%, 97.5% at sequential look 1)")
 
 
 def retention_deltas_table(engine, claims: list, tier: str = TIER) -> pd.DataFrame:
