@@ -23,8 +23,9 @@ caption.caption(
     f"{df['claim'].nunique()} claims from {df['paper'].nunique()} papers · "
     f"{ctx.status.n_runs:,} runs (ok runs by tier: "
     + ", ".join(f"{t} {n:,}" for t, n in ui.ok_runs_by_tier(ctx).items())
-    + ") · a verdict needs the 95% interval of the mean over seeds wholly inside "
-    "(reproduced) or outside (not reproduced) the accepted region.")
+    + ") · a verdict needs the 95% interval of the mean over seeds (stricter for seeds added "
+    "by `run --until-decided`: 97.5% at look 1) wholly inside (reproduced) or outside (not "
+    "reproduced) the accepted region.")
 papers = c1.multiselect("Paper", sorted(df["paper"].unique()), placeholder="all papers")
 verdicts = c3.multiselect("Verdict", [v for v in VERDICTS if v in set(df["verdict"])],
                           placeholder="all verdicts")
@@ -61,5 +62,6 @@ else:
         shown = f.iloc[(page - 1) * PAGE_ROWS: page * PAGE_ROWS]
     st.markdown(markup.overview_table(shown), unsafe_allow_html=True)
     st.caption("n = ok seeds (paired seeds for a delta claim) / planned seeds. ours = mean ± "
-               "half-width of the 95% t-interval; Δ = treatment − baseline, paired by seed. "
+               "half-width of the verdict's t-interval (95%, or the level named after it at "
+               "a sequential look); Δ = treatment − baseline, paired by seed. "
                "Hover a number for the verdict's reasoning; click a claim for its runs.")
